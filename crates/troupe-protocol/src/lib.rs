@@ -1,0 +1,63 @@
+//! The troupe wire protocol: names, key expressions and control messages.
+//!
+//! This crate has no I/O and no async runtime. It defines what travels on the
+//! Zenoh fabric between a `troupe server` and its clients, so that a client in
+//! any language with a Zenoh binding can speak to a server. The server and the
+//! Rust client library both build on it.
+//!
+//! - [`names`]: validation of server, application and other names.
+//! - [`keys`]: the key expressions of the troupe namespace.
+//! - [`control`]: control requests and replies (JSON, versioned).
+//! - [`state`]: the instance lifecycle states and the records built on them.
+//!
+//! ```
+//! use troupe_protocol::{keys::Keys, names::validate_name};
+//! validate_name("server", "host-1").unwrap();
+//! let keys = Keys::new("troupe");
+//! assert_eq!(keys.control("host-1"), "troupe/@/host-1/ctl");
+//! ```
+
+pub mod control;
+pub mod keys;
+pub mod names;
+pub mod state;
+mod b64;
+
+pub use control::{
+    AppInfo, ControlError, ErrorKind, Hello, OutputBatch, OutputLine, Request, RequestBody,
+    Response, Stream,
+};
+pub use names::{validate_name, NameError};
+pub use state::{InstanceInfo, State, StateChange, StateEvent};
+
+/// The version of the control protocol spoken by this crate. A server refuses
+/// requests that carry another version with [`ErrorKind::Version`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The realm used when none is configured.
+pub const DEFAULT_REALM: &str = "troupe";
+
+/// The endpoint a server listens on, and a client connects to, by default.
+pub const DEFAULT_ENDPOINT: &str = "tcp/127.0.0.1:7447";
+
+/// Environment variables set for every instance a server starts.
+pub mod env {
+    /// The Zenoh endpoint of the server that started the instance.
+    pub const ENDPOINT: &str = "TROUPE_ENDPOINT";
+    /// The name of that server.
+    pub const SERVER: &str = "TROUPE_SERVER";
+    /// The application name of the instance.
+    pub const APP: &str = "TROUPE_APP";
+    /// The instance id, unique on its server.
+    pub const INSTANCE: &str = "TROUPE_INSTANCE";
+    /// The realm (key prefix) of the server.
+    pub const REALM: &str = "TROUPE_REALM";
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every record.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,77 @@
+//! The troupe client library.
+//!
+//! A `troupe server` runs on every host and starts, stops and watches the
+//! applications configured there. This crate is how programs talk to servers,
+//! over Eclipse Zenoh:
+//!
+//! - [`Server`]: one server's control API: its applications, its instances,
+//!   [`Server::start`], [`Server::find`], [`Server::watch`].
+//! - [`Instance`]: one instance: [`Instance::info`], [`Instance::wait_for`],
+//!   [`Instance::stop`], [`Instance::output`], its result and key-value store.
+//! - [`This`]: the running application's own side: [`This::init`] in a
+//!   process a server started, [`This::attach`] in one it did not; its
+//!   result, its store, and stop requests ([`This::on_stop`]).
+//! - [`Session`]: the Zenoh session under all of them.
+//!
+//! Handles are cheap clones, `Send` and `Sync`. Every call has a deadline
+//! (the handle's timeout, 5 s by default) and every wait either has one or is
+//! cancelled by dropping its future; a server that dies during a wait gives
+//! [`Error::ServerDied`], never a hang. Control messages are the JSON of
+//! [`troupe_protocol`].
+//!
+//! The library runs on tokio; Zenoh needs the multi-thread scheduler.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use troupe::{Server, State};
+//!
+//! # async fn example() -> troupe::Result<()> {
+//! let server = Server::connect("tcp/127.0.0.1:7447", Duration::from_secs(5)).await?;
+//! let instance = server.start("calc", &["--fast"]).await?;
+//! let mut output = instance.output().await?;
+//! while let Some(line) = output.next_timeout(Duration::from_secs(60)).await? {
+//!     println!("{}", line.text);
+//! }
+//! let info = instance.wait_for(Some(Duration::from_secs(10))).await?;
+//! assert_eq!(info.state, State::Success);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! And in the application:
+//!
+//! ```no_run
+//! # async fn example() -> troupe::Result<()> {
+//! let this = troupe::This::init().await?;
+//! let mut stop = this.on_stop().await?;
+//! tokio::select! {
+//!     () = stop.wait() => {}
+//!     () = tokio::time::sleep(std::time::Duration::from_secs(3)) => {
+//!         this.set_result(b"42").await?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+mod error;
+mod events;
+mod feed;
+mod instance;
+mod output;
+mod server;
+mod session;
+mod this;
+
+pub use error::{Error, Result};
+pub use events::EventStream;
+pub use instance::Instance;
+pub use output::OutputStream;
+pub use server::Server;
+pub use session::{Mode, Session, SessionOptions};
+pub use this::{StopNotifier, This};
+
+pub use troupe_protocol::{
+    AppInfo, Hello, InstanceInfo, OutputLine, State, StateChange, StateEvent,
+    Stream as OutputKind,
+};

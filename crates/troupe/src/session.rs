@@ -1,0 +1,356 @@
+//! A Zenoh session to a troupe network, and the control call every handle uses.
+
+use crate::error::{fmt_duration, Error, Result};
+use serde::de::DeserializeOwned;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use troupe_protocol::keys::Keys;
+use troupe_protocol::{Request, RequestBody, Response};
+use zenoh::qos::CongestionControl;
+use zenoh::query::{ConsolidationMode, QueryTarget};
+use zenoh::Wait as _;
+
+/// How a [`Session`] joins the Zenoh network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// A client of the server's router: everything goes through the server.
+    /// Right for consoles and other short-lived controllers.
+    #[default]
+    Client,
+    /// A peer: connected to the server's router, and directly to other peers
+    /// for data. Right for applications.
+    Peer,
+}
+
+/// Options of [`Session::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Client (default) or peer.
+    pub mode: Mode,
+    /// The realm: the prefix of every key (default `troupe`).
+    pub realm: String,
+    /// How long opening may take, and the default deadline of the calls made
+    /// through this session (default 5 s).
+    pub timeout: Duration,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            mode: Mode::Client,
+            realm: troupe_protocol::DEFAULT_REALM.to_string(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// The default deadline of a control call.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to a troupe network through one server's endpoint.
+///
+/// Cheap to clone: clones share one Zenoh session, which closes when the last
+/// clone (and every handle made from it) is dropped.
+///
+/// Zenoh needs tokio's multi-thread scheduler: use
+/// `#[tokio::main]` / `#[tokio::test(flavor = "multi_thread")]`, not a
+/// current-thread runtime.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    zenoh: zenoh::Session,
+    keys: Keys,
+    endpoint: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("endpoint", &self.inner.endpoint)
+            .field("realm", &self.inner.keys.realm())
+            .field("zid", &self.inner.zenoh.zid())
+            .finish()
+    }
+}
+
+impl Session {
+    /// Opens a session connected to `endpoint` (for example
+    /// `tcp/127.0.0.1:7447`).
+    ///
+    /// Multicast scouting is always off. A peer listens on the endpoint's host
+    /// with a free port (so that a loopback endpoint keeps everything on
+    /// loopback); a client does not listen.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a malformed endpoint or realm,
+    /// [`Error::ServerUnreachable`] when nothing answers at the endpoint within
+    /// `opts.timeout`.
+    pub async fn open(endpoint: &str, opts: SessionOptions) -> Result<Session> {
+        let config = zenoh_config(endpoint, &opts)?;
+        let timeout = opts.timeout;
+        // `zenoh::open(..).await` blocks the calling thread until connected:
+        // run it aside so that the deadline below really bounds it.
+        let open = tokio::task::spawn_blocking(move || zenoh::open(config).wait());
+        let unreachable = |reason: String| Error::ServerUnreachable {
+            endpoint_or_server: endpoint.to_string(),
+            reason,
+        };
+        let zenoh = match tokio::time::timeout(timeout, open).await {
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no connection within {}",
+                    fmt_duration(timeout)
+                )))
+            }
+            Ok(Err(join)) => return Err(unreachable(format!("opening failed: {join}"))),
+            Ok(Ok(Err(e))) => return Err(unreachable(e.to_string())),
+            Ok(Ok(Ok(s))) => s,
+        };
+        Ok(Session {
+            inner: Arc::new(Inner {
+                zenoh,
+                keys: Keys::new(opts.realm),
+                endpoint: endpoint.to_string(),
+                timeout,
+            }),
+        })
+    }
+
+    /// The endpoint this session connected to.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
+    }
+
+    /// The realm (key prefix).
+    pub fn realm(&self) -> &str {
+        self.inner.keys.realm()
+    }
+
+    /// The key expressions of this session's realm.
+    pub fn keys(&self) -> &Keys {
+        &self.inner.keys
+    }
+
+    /// The default deadline of the calls made through this session.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// The underlying Zenoh session.
+    pub(crate) fn zenoh(&self) -> &zenoh::Session {
+        &self.inner.zenoh
+    }
+
+    /// Sends a control request to `server` and decodes the `ok` result as `T`.
+    ///
+    /// Bounded by `timeout`: no reply at all is [`Error::ServerUnreachable`].
+    pub(crate) async fn call<T: DeserializeOwned>(
+        &self,
+        server: &str,
+        body: RequestBody,
+        timeout: Duration,
+    ) -> Result<T> {
+        let op = body.op();
+        let payload = serde_json::to_vec(&Request::new(body))
+            .map_err(|e| Error::Invalid(format!("cannot encode {op} request: {e}")))?;
+        let replies = self
+            .zenoh()
+            .get(self.keys().control(server))
+            .payload(payload)
+            .target(QueryTarget::BestMatching)
+            .consolidation(ConsolidationMode::None)
+            .congestion_control(CongestionControl::Block)
+            .express(true)
+            .timeout(timeout)
+            .await
+            .map_err(Error::Zenoh)?;
+        // Zenoh ends the query at `timeout`; the guard only makes sure.
+        let guard = timeout + Duration::from_secs(1);
+        let mut failure = None;
+        while let Ok(Ok(reply)) = tokio::time::timeout(guard, replies.recv_async()).await {
+            match reply.result() {
+                Ok(sample) => return decode_reply(server, op, &sample.payload().to_bytes()),
+                Err(e) => {
+                    let text = e.payload().try_to_string().unwrap_or_default().into_owned();
+                    // Zenoh reports its own deadline as an error reply "Timeout".
+                    if text != "Timeout" {
+                        failure = Some(text);
+                    }
+                }
+            }
+        }
+        match failure {
+            Some(text) => Err(Error::Server(format!(
+                "server {server} failed {op}: {text}"
+            ))),
+            None => Err(Error::no_answer(server, timeout)),
+        }
+    }
+}
+
+/// Decodes the payload of a control reply of `server` to `op`.
+pub(crate) fn decode_reply<T: DeserializeOwned>(server: &str, op: &str, bytes: &[u8]) -> Result<T> {
+    let protocol =
+        |e: serde_json::Error| Error::Protocol(format!("malformed {op} reply from {server}: {e}"));
+    match serde_json::from_slice::<Response>(bytes).map_err(protocol)? {
+        Response::Ok(v) => serde_json::from_value(v).map_err(protocol),
+        Response::Err(e) => Err(Error::from_control(server, e)),
+    }
+}
+
+/// Checks that `endpoint` looks like `proto/address`.
+pub(crate) fn validate_endpoint(endpoint: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Err(Error::Invalid(format!(
+            "endpoint {endpoint:?} {why} (expected proto/address, like tcp/127.0.0.1:7447)"
+        )))
+    };
+    let Some((proto, addr)) = endpoint.split_once('/') else {
+        return invalid("has no protocol");
+    };
+    if proto.is_empty()
+        || !proto
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return invalid("has a bad protocol");
+    }
+    if addr.is_empty() || addr.chars().any(char::is_whitespace) {
+        return invalid("has a bad address");
+    }
+    if let Err(e) = endpoint.parse::<zenoh::config::EndPoint>() {
+        return invalid(&format!("is not understood by zenoh: {e}"));
+    }
+    Ok(())
+}
+
+/// What a peer listens on for an `endpoint`: the same protocol and host, port 0.
+/// `None` for a Unix socket or an address without a port.
+pub(crate) fn listen_endpoint(endpoint: &str) -> Option<String> {
+    let (proto, rest) = endpoint.split_once('/')?;
+    if proto.starts_with("unixsock") {
+        return None;
+    }
+    // Drop endpoint metadata (`?...`) and configuration (`#...`).
+    let addr = rest.split(['?', '#']).next()?;
+    let (host, port) = addr.rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    if host.is_empty() || host.starts_with('[') != host.ends_with(']') {
+        return None;
+    }
+    Some(format!("{proto}/{host}:0"))
+}
+
+/// The Zenoh configuration of a session to `endpoint`.
+fn zenoh_config(endpoint: &str, opts: &SessionOptions) -> Result<zenoh::Config> {
+    validate_endpoint(endpoint)?;
+    troupe_protocol::validate_name("realm", &opts.realm)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    fn json(v: impl serde::Serialize) -> String {
+        serde_json::to_string(&v).unwrap_or_default()
+    }
+    let mut c = zenoh::Config::default();
+    let mut set = |key: &str, value: String| {
+        c.insert_json5(key, &value)
+            .map_err(|e| Error::Invalid(format!("zenoh configuration {key} = {value}: {e}")))
+    };
+    let (mode, listen) = match opts.mode {
+        Mode::Client => ("client", None),
+        Mode::Peer => ("peer", listen_endpoint(endpoint)),
+    };
+    set("mode", json(mode))?;
+    set("connect/endpoints", json([endpoint]))?;
+    // Try to connect for at most the session timeout, then give up: a peer
+    // would otherwise open without any connection and retry for ever.
+    let ms = opts.timeout.as_millis().min(i64::MAX as u128) as i64;
+    set("connect/timeout_ms", json(ms))?;
+    set("connect/exit_on_failure", json(true))?;
+    set("listen/endpoints", json(listen.into_iter().collect::<Vec<_>>()))?;
+    set("scouting/multicast/enabled", json(false))?;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use troupe_protocol::{ControlError, ErrorKind, InstanceInfo};
+
+    #[test]
+    fn endpoints_are_validated() {
+        for ok in [
+            "tcp/127.0.0.1:7447",
+            "tcp/[::1]:7447",
+            "tcp/localhost:7447",
+            "unixsock-stream//tmp/troupe.sock",
+        ] {
+            validate_endpoint(ok).unwrap();
+        }
+        for bad in ["", "127.0.0.1:7447", "/127.0.0.1:7447", "tcp/", "tc p/x:1", "tcp/a b:1"] {
+            let e = validate_endpoint(bad).unwrap_err();
+            assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn peers_listen_on_the_endpoint_host() {
+        let l = |e| listen_endpoint(e);
+        assert_eq!(l("tcp/127.0.0.1:7447").as_deref(), Some("tcp/127.0.0.1:0"));
+        assert_eq!(l("tcp/[::1]:7447").as_deref(), Some("tcp/[::1]:0"));
+        assert_eq!(l("tcp/localhost:1?x=y").as_deref(), Some("tcp/localhost:0"));
+        assert_eq!(l("tcp/10.0.0.1:7447#iface=lo").as_deref(), Some("tcp/10.0.0.1:0"));
+        assert_eq!(l("unixsock-stream//tmp/t.sock"), None);
+        assert_eq!(l("tcp/nohost"), None);
+        assert_eq!(l("tcp/:7447"), None);
+        assert_eq!(l("garbage"), None);
+    }
+
+    #[test]
+    fn config_never_scouts_and_listens_only_as_peer() {
+        let opts = |mode| SessionOptions {
+            mode,
+            ..Default::default()
+        };
+        let c = zenoh_config("tcp/127.0.0.1:7447", &opts(Mode::Peer)).unwrap();
+        let s = format!("{c}");
+        assert!(s.contains("tcp/127.0.0.1:0"), "{s}");
+        let c = zenoh_config("tcp/127.0.0.1:7447", &opts(Mode::Client)).unwrap();
+        assert!(!format!("{c}").contains("tcp/127.0.0.1:0"));
+        assert_eq!(
+            c.get_json("scouting/multicast/enabled").unwrap(),
+            "false"
+        );
+        assert_eq!(c.get_json("mode").unwrap(), "\"client\"");
+        let bad_realm = SessionOptions {
+            realm: "a/b".into(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            zenoh_config("tcp/127.0.0.1:7447", &bad_realm),
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn replies_are_decoded_and_errors_mapped() {
+        let n: u32 = decode_reply("h", "x", br#"{"ok":3}"#).unwrap();
+        assert_eq!(n, 3);
+        let unit: () = decode_reply("h", "x", br#"{"ok":null}"#).unwrap();
+        assert_eq!(unit, ());
+        let err = serde_json::to_vec(&Response::Err(ControlError::new(
+            ErrorKind::NotFound,
+            "no instance 7",
+        )))
+        .unwrap();
+        let e = decode_reply::<InstanceInfo>("h", "info", &err).unwrap_err();
+        assert!(matches!(e, Error::NotFound(ref m) if m == "no instance 7"), "{e}");
+        let e = decode_reply::<InstanceInfo>("h", "info", br#"{"ok":3}"#).unwrap_err();
+        assert!(matches!(e, Error::Protocol(_)), "{e}");
+        let e = decode_reply::<u32>("h", "info", b"not json").unwrap_err();
+        assert!(e.to_string().starts_with("protocol error: malformed info reply from h"));
+    }
+}
