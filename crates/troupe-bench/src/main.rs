@@ -1,1 +1,84 @@
-fn main() {}
+//! `troupe-bench`: troupe's speed, measured side by side with its floor in
+//! the same run.
+//!
+//! ```text
+//! troupe-bench [--quick] [--json FILE] [SCENARIO...]
+//! ```
+//!
+//! Scenarios: `spawn` (start-to-running and start-to-end latency through the
+//! server against `std::process::Command` spawn-and-wait of the same
+//! program; 200 instances started and stopped), `control` (control
+//! operations per second), `mem` (server resident memory, idle and with 200
+//! instances). The server runs as a separate process, as a user runs it.
+//! `--quick` runs each scenario briefly and asserts nothing about speed.
+
+mod report;
+mod server_proc;
+mod spawn;
+mod stats;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Benchmarks of troupe against its floor.
+#[derive(Debug, Parser)]
+#[command(name = "troupe-bench")]
+struct Args {
+    /// Run every scenario briefly (seconds): checks that each runs and
+    /// produces figures.
+    #[arg(long)]
+    quick: bool,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Scenarios to run (default: all): spawn, control, mem.
+    scenarios: Vec<String>,
+    /// Internal: run a server on this configuration file and port.
+    #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
+    serve: Option<Vec<String>>,
+}
+
+const ALL: [&str; 3] = ["spawn", "control", "mem"];
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if let Some(serve) = args.serve {
+        return rt.block_on(server_proc::serve(&serve[0], &serve[1]));
+    }
+    let scenarios: Vec<String> = if args.scenarios.is_empty() {
+        ALL.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.scenarios.clone()
+    };
+    for s in &scenarios {
+        anyhow::ensure!(
+            ALL.contains(&s.as_str()),
+            "unknown scenario {s:?} (known: {})",
+            ALL.join(", ")
+        );
+    }
+    let mut report = report::Report::new(args.quick);
+    println!("{}", report.machine_line());
+    rt.block_on(async {
+        for s in &scenarios {
+            match s.as_str() {
+                "spawn" => spawn::spawn(&mut report, args.quick).await?,
+                "control" => spawn::control(&mut report, args.quick).await?,
+                "mem" => spawn::mem(&mut report, args.quick).await?,
+                _ => unreachable!("checked above"),
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    report.print();
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.json()?)?;
+        println!("figures written to {}", path.display());
+    }
+    anyhow::ensure!(!report.is_empty(), "no figures were produced");
+    Ok(())
+}

@@ -155,13 +155,24 @@ async fn run_aux(
     let Some(aux_pid) = child.id() else { return };
     shared.guardian.watch(aux_pid);
     let readers = [
-        child.stdout.take().map(|p| tokio::spawn(pump(inst.clone(), Stream::Out, p))),
-        child.stderr.take().map(|p| tokio::spawn(pump(inst.clone(), Stream::Err, p))),
+        child
+            .stdout
+            .take()
+            .map(|p| tokio::spawn(pump(inst.clone(), Stream::Out, p))),
+        child
+            .stderr
+            .take()
+            .map(|p| tokio::spawn(pump(inst.clone(), Stream::Err, p))),
     ];
     if tokio::time::timeout(limit, child.wait()).await.is_err() {
         inst.output.lock().expect("output lock").push_lines(
             Stream::Err,
-            vec![format!("troupe: {} did not end within {}; killed", program.display(), humantime::format_duration(limit)).into_bytes()],
+            vec![format!(
+                "troupe: {} did not end within {}; killed",
+                program.display(),
+                humantime::format_duration(limit)
+            )
+            .into_bytes()],
         );
     }
     signal_group(aux_pid, Signal::SIGKILL);
@@ -199,7 +210,11 @@ async fn terminate(shared: &Shared, inst: &Instance, state: State, reason: Optio
         .cloned()
         .collect();
     for child in linked {
-        tracing::info!(id = child.id, starter = inst.id, "stopping an instance whose starter ended");
+        tracing::info!(
+            id = child.id,
+            starter = inst.id,
+            "stopping an instance whose starter ended"
+        );
         child.command(Cmd::Stop);
     }
 }
@@ -231,8 +246,14 @@ pub(crate) async fn run_managed(
         let started = Instant::now();
         *inst.stdin.lock().await = child.stdin.take();
         let readers = [
-            child.stdout.take().map(|p| tokio::spawn(pump(inst.clone(), Stream::Out, p))),
-            child.stderr.take().map(|p| tokio::spawn(pump(inst.clone(), Stream::Err, p))),
+            child
+                .stdout
+                .take()
+                .map(|p| tokio::spawn(pump(inst.clone(), Stream::Out, p))),
+            child
+                .stderr
+                .take()
+                .map(|p| tokio::spawn(pump(inst.clone(), Stream::Err, p))),
         ];
         shared.transition(&inst, State::Starting, restart_reason.take(), |i| {
             i.pid = Some(pid);
@@ -273,7 +294,15 @@ pub(crate) async fn run_managed(
         if !success {
             if let Some(line) = app.error_command.clone() {
                 shared.transition(&inst, State::ProcessingError, Some(outcome.clone()), |_| {});
-                run_aux(shared.clone(), inst.clone(), app.clone(), line, Some(pid), app.stopping_time).await;
+                run_aux(
+                    shared.clone(),
+                    inst.clone(),
+                    app.clone(),
+                    line,
+                    Some(pid),
+                    app.stopping_time,
+                )
+                .await;
             }
         }
         let wanted = match app.restart {
@@ -282,7 +311,11 @@ pub(crate) async fn run_managed(
             RestartPolicy::Always => true,
         };
         if !wanted || shared.is_shutting_down() {
-            let state = if success { State::Success } else { State::Error };
+            let state = if success {
+                State::Success
+            } else {
+                State::Error
+            };
             terminate(&shared, &inst, state, Some(outcome)).await;
             return;
         }
@@ -301,7 +334,10 @@ pub(crate) async fn run_managed(
             // A stable run resets the back-off.
             delay = app.restart_delay;
         }
-        let reason = format!("{outcome}; restarting in {}", humantime::format_duration(delay));
+        let reason = format!(
+            "{outcome}; restarting in {}",
+            humantime::format_duration(delay)
+        );
         shared.transition(&inst, State::Starting, Some(reason), |i| {
             i.pid = None;
             i.restarts = restarts + 1;
@@ -342,6 +378,12 @@ async fn supervise(
 ) -> (ExitStatus, Ending) {
     let mut running = false;
     let running_at = match app.starting_time {
+        // Zero means running once spawned: no timer (tokio's have a 1 ms tick).
+        StartingTime::After(d) if d.is_zero() => {
+            running = true;
+            shared.transition(inst, State::Running, None, |_| {});
+            None
+        }
         StartingTime::After(d) => Some(Instant::now() + d),
         StartingTime::Manual => None,
     };
@@ -424,7 +466,13 @@ pub(crate) async fn run_attached(
     {
         Ok(s) => s,
         Err(e) => {
-            terminate(&shared, &inst, State::Error, Some(format!("cannot watch the application: {e}"))).await;
+            terminate(
+                &shared,
+                &inst,
+                State::Error,
+                Some(format!("cannot watch the application: {e}")),
+            )
+            .await;
             return;
         }
     };
