@@ -5,8 +5,15 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs a server until SIGTERM or SIGINT.
+/// Runs a server until SIGTERM or SIGINT. With `TROUPE_BENCH_BALLAST_MIB`
+/// set, the server first allocates and touches that much heap, to show that
+/// spawning does not slow down as the server grows (`posix_spawn`, no fork).
 pub async fn serve(config: &str, endpoint: &str) -> anyhow::Result<()> {
+    let ballast_mib: usize = std::env::var("TROUPE_BENCH_BALLAST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let ballast = vec![1u8; ballast_mib << 20];
     let mut cfg = troupe_server::Config::load(std::path::Path::new(config))?;
     cfg.listen = vec![endpoint.to_string()];
     let shutdown = async {
@@ -18,6 +25,7 @@ pub async fn serve(config: &str, endpoint: &str) -> anyhow::Result<()> {
         }
     };
     troupe_server::run(cfg, shutdown).await?;
+    drop(std::hint::black_box(ballast));
     Ok(())
 }
 
@@ -31,6 +39,11 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts a server on `config` (TOML text) on a free loopback port.
     pub fn start(config: &str) -> anyhow::Result<Self> {
+        Self::start_with_ballast(config, 0)
+    }
+
+    /// Starts a server whose heap holds `ballast_mib` MiB of touched memory.
+    pub fn start_with_ballast(config: &str, ballast_mib: usize) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("troupe.toml");
         std::fs::write(&path, config)?;
@@ -39,6 +52,7 @@ impl ServerProcess {
             .arg("--serve")
             .arg(&path)
             .arg(&endpoint)
+            .env("TROUPE_BENCH_BALLAST_MIB", ballast_mib.to_string())
             .stdin(Stdio::null())
             .spawn()?;
         Ok(Self {

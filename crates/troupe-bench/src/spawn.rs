@@ -117,6 +117,35 @@ pub async fn spawn(report: &mut Report, quick: bool) -> anyhow::Result<()> {
         ),
     ));
 
+    // The same through a server that holds 1 GiB of heap: a fork would copy
+    // its page tables (tens of ms); posix_spawn does not.
+    {
+        let big = ServerProcess::start_with_ballast(CONFIG, if quick { 64 } else { 1024 })?;
+        let big_server = big.connect().await?;
+        let mut samples = Vec::with_capacity(n / 4);
+        for i in 0..(n / 4).max(10) {
+            let t = Instant::now();
+            big_server
+                .start("true", &[] as &[&str])
+                .await?
+                .wait_for(Some(T))
+                .await?;
+            if i >= 3 {
+                samples.push(t.elapsed());
+            }
+        }
+        let l = Latency::of(&mut samples);
+        report.add(row(
+            "spawn",
+            "start→end of `true` (p50)",
+            &format!("troupe, server RSS {:.0} MiB", big.rss_mib()),
+            l.p50_us,
+            "us",
+            Some(tr.p50_us),
+            format!("{}; ratio is to the small server", lat_detail(&l)),
+        ));
+    }
+
     // Start to running of `sleep 1000` (starting_time 0s), against spawn.
     let (mut troupe_s, mut plain_s) = (Vec::new(), Vec::new());
     for _ in 0..(n / 4).max(10) {

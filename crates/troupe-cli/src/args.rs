@@ -21,7 +21,8 @@ pub struct Cli {
 
 /// A duration such as "500ms", "10s" or "1m 30s".
 pub fn duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (write a duration such as \"10s\" or \"500ms\")"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (write a duration such as \"10s\" or \"500ms\")"))
 }
 
 /// The subcommands.

@@ -92,7 +92,13 @@ async fn dispatch(cli: Cli) -> Outcome {
                     ]
                 })
                 .collect();
-            print!("{}", table::render(&["APP", "LIVE", "MULTIPLE", "RESTART", "DESCRIPTION"], &rows));
+            print!(
+                "{}",
+                table::render(
+                    &["APP", "LIVE", "MULTIPLE", "RESTART", "DESCRIPTION"],
+                    &rows
+                )
+            );
             Ok(0)
         }
         Command::Ps(f) => {
@@ -126,7 +132,10 @@ async fn dispatch(cli: Cli) -> Outcome {
                 .collect();
             print!(
                 "{}",
-                table::render(&["ID", "APP", "PID", "STATE", "EXIT", "RESTARTS", "UPTIME", "ARGS"], &rows)
+                table::render(
+                    &["ID", "APP", "PID", "STATE", "EXIT", "RESTARTS", "UPTIME", "ARGS"],
+                    &rows
+                )
             );
             Ok(0)
         }
@@ -136,7 +145,15 @@ async fn dispatch(cli: Cli) -> Outcome {
             let info = inst.info().await?;
             println!("{}", info.id);
             if info.state == State::Error {
-                return Err(fail(1, format!("instance {} of {} failed: {}", info.id, info.app, info.reason.unwrap_or_default())));
+                return Err(fail(
+                    1,
+                    format!(
+                        "instance {} of {} failed: {}",
+                        info.id,
+                        info.app,
+                        info.reason.unwrap_or_default()
+                    ),
+                ));
             }
             Ok(0)
         }
@@ -152,7 +169,12 @@ async fn dispatch(cli: Cli) -> Outcome {
                 }
             }
             let info = inst.wait_for(Some(Duration::from_secs(10))).await?;
-            eprintln!("troupe: instance {} ({}) {}", info.id, info.app, describe(&info));
+            eprintln!(
+                "troupe: instance {} ({}) {}",
+                info.id,
+                info.app,
+                describe(&info)
+            );
             Ok(0)
         }
         Command::Stop(a) | Command::Kill(a) => {
@@ -193,7 +215,15 @@ async fn dispatch(cli: Cli) -> Outcome {
                     }
                     Ok(0)
                 }
-                None => Err(fail(1, format!("instance {} ({}) ended {} without a result", info.id, info.app, describe(&info)))),
+                None => Err(fail(
+                    1,
+                    format!(
+                        "instance {} ({}) ended {} without a result",
+                        info.id,
+                        info.app,
+                        describe(&info)
+                    ),
+                )),
             }
         }
         Command::Watch(f) => {
@@ -238,19 +268,30 @@ async fn dispatch(cli: Cli) -> Outcome {
             if let Some(r) = &info.reason {
                 println!("  reason    {r}");
             }
-            println!("  pid       {}", info.pid.map_or("-".into(), |p| p.to_string()));
+            println!(
+                "  pid       {}",
+                info.pid.map_or("-".into(), |p| p.to_string())
+            );
             println!("  exit      {}", exit_text(&info));
             println!("  restarts  {}", info.restarts);
             println!("  args      {}", shell_words(&info.args));
-            println!("  result    {}", if info.has_result { "set" } else { "none" });
+            println!(
+                "  result    {}",
+                if info.has_result { "set" } else { "none" }
+            );
             println!("  history");
             for h in &info.history {
-                let t = humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(h.time_ms));
+                let t = humantime::format_rfc3339_millis(
+                    std::time::UNIX_EPOCH + Duration::from_millis(h.time_ms),
+                );
                 println!(
                     "    {t} #{} {}{}",
                     h.seq,
                     h.state,
-                    h.reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                    h.reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
                 );
             }
             Ok(0)
@@ -306,7 +347,10 @@ fn describe_line(info: &InstanceInfo) -> String {
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))
@@ -320,12 +364,18 @@ fn shell_words(args: &[String]) -> String {
 async fn stream_output(inst: &Instance) -> Result<(), Failure> {
     let mut output = inst.output().await?;
     if output.dropped() > 0 {
-        eprintln!("troupe: the first {} lines of output are no longer kept", output.dropped());
+        eprintln!(
+            "troupe: the first {} lines of output are no longer kept",
+            output.dropped()
+        );
     }
     let mut missed = 0;
     while let Some(line) = output.next().await {
         if output.missed() > missed {
-            eprintln!("troupe: {} lines of output lost here", output.missed() - missed);
+            eprintln!(
+                "troupe: {} lines of output lost here",
+                output.missed() - missed
+            );
             missed = output.missed();
         }
         match line.stream {
@@ -343,7 +393,10 @@ async fn stream_output(inst: &Instance) -> Result<(), Failure> {
         }
     }
     if output.server_died() {
-        return Err(fail(2, format!("server {} went away", inst.server().name())));
+        return Err(fail(
+            2,
+            format!("server {} went away", inst.server().name()),
+        ));
     }
     Ok(())
 }
@@ -359,11 +412,22 @@ fn exit_status(info: &InstanceInfo) -> i32 {
 }
 
 async fn exec(cli: &Cli, a: &StartArgs) -> Outcome {
+    // Catch Ctrl-C before the instance exists: one pressed while it starts
+    // then stops it, instead of killing us and leaving it running.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let server = connect(cli).await?;
     let inst = server.start(&a.app, &a.args).await?;
     let info = inst.info().await?;
     if info.state == State::Error && info.pid.is_none() {
-        return Err(fail(1, format!("instance {} of {} failed: {}", info.id, info.app, info.reason.unwrap_or_default())));
+        return Err(fail(
+            1,
+            format!(
+                "instance {} of {} failed: {}",
+                info.id,
+                info.app,
+                info.reason.unwrap_or_default()
+            ),
+        ));
     }
     // Forward our stdin; at its end, close the instance's.
     let forward = {
@@ -392,7 +456,7 @@ async fn exec(cli: &Cli, a: &StartArgs) -> Outcome {
     loop {
         tokio::select! {
             r = &mut output => { r?; break; }
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 interrupts += 1;
                 if interrupts == 1 {
                     eprintln!("troupe: stopping instance {} (Ctrl-C again to kill)", inst.id());
@@ -407,7 +471,12 @@ async fn exec(cli: &Cli, a: &StartArgs) -> Outcome {
     forward.abort();
     let info = inst.wait_for(Some(Duration::from_secs(30))).await?;
     if info.state != State::Success {
-        eprintln!("troupe: instance {} ({}) {}", info.id, info.app, describe(&info));
+        eprintln!(
+            "troupe: instance {} ({}) {}",
+            info.id,
+            info.app,
+            describe(&info)
+        );
     }
     Ok(exit_status(&info))
 }
@@ -433,12 +502,18 @@ async fn server(args: &ServerArgs) -> Outcome {
             config.listen.join(", "),
             config.apps.len(),
             if config.apps.len() == 1 { "" } else { "s" },
-            config.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+            config
+                .apps
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(0);
     }
     let shutdown = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}

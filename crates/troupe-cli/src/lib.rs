@@ -16,16 +16,19 @@ use clap::Parser;
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let default_level = if matches!(cli.command, args::Command::Server(_)) {
-        "info"
+    // The console keeps Zenoh's warnings (such as each failed connection
+    // attempt) to itself: its own errors are one line.
+    let default_filter = if matches!(cli.command, args::Command::Server(_)) {
+        "info,zenoh=warn"
     } else {
-        "warn"
+        "warn,zenoh=error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TROUPE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default_level},zenoh=warn")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -23,7 +23,9 @@ pub(crate) mod opt {
         }
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
         s.map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
             .transpose()

@@ -17,11 +17,11 @@
 //! assert_eq!(keys.control("host-1"), "troupe/@/host-1/ctl");
 //! ```
 
+mod b64;
 pub mod control;
 pub mod keys;
 pub mod names;
 pub mod state;
-mod b64;
 
 pub use control::{
     AppInfo, ControlError, ErrorKind, Hello, OutputBatch, OutputLine, Request, RequestBody,

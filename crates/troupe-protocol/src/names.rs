@@ -67,7 +67,19 @@ mod tests {
     #[test]
     fn refuses_bad_names() {
         for n in [
-            "", "a/b", "a*", "a$b", "a#", "a?", "@x", "a b", "..", "a..b", ".a", "-a", "é",
+            "",
+            "a/b",
+            "a*",
+            "a$b",
+            "a#",
+            "a?",
+            "@x",
+            "a b",
+            "..",
+            "a..b",
+            ".a",
+            "-a",
+            "é",
             &"x".repeat(65),
         ] {
             let e = validate_name("app", n).unwrap_err();

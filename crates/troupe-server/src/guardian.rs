@@ -13,6 +13,8 @@ use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Mutex;
 
+// `kill -s KILL -- -PGID`, the POSIX form: dash refuses `kill -KILL -- -PGID`
+// ("Illegal number: -"), which left every instance alive after a `kill -9`.
 const SCRIPT: &str = r#"trap '' INT TERM HUP QUIT PIPE
 pgs=" "
 while read -r op pg; do
@@ -21,7 +23,7 @@ while read -r op pg; do
     -) case "$pgs" in *" $pg "*) pgs="${pgs%% $pg *} ${pgs#* $pg }" ;; esac ;;
   esac
 done
-for pg in $pgs; do kill -KILL -- "-$pg" 2>/dev/null; done
+for pg in $pgs; do kill -s KILL -- "-$pg" 2>/dev/null; done
 "#;
 
 /// The handle to the guardian process.

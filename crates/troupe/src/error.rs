@@ -73,10 +73,7 @@ impl Error {
     /// Whether the server is gone: [`Error::ServerDied`] or
     /// [`Error::ServerUnreachable`].
     pub fn is_server_gone(&self) -> bool {
-        matches!(
-            self,
-            Error::ServerDied(_) | Error::ServerUnreachable { .. }
-        )
+        matches!(self, Error::ServerDied(_) | Error::ServerUnreachable { .. })
     }
 
     /// The error for a server named `server` that did not answer within `timeout`.
@@ -87,6 +84,15 @@ impl Error {
                 "no server named {server} answered within {}",
                 fmt_duration(timeout)
             ),
+        }
+    }
+
+    /// The error for a server named `server` that no route leads to (none
+    /// of that name is connected to the network).
+    pub(crate) fn no_route(server: &str) -> Self {
+        Error::ServerUnreachable {
+            endpoint_or_server: server.to_string(),
+            reason: format!("no server named {server} is reachable"),
         }
     }
 

@@ -49,8 +49,10 @@ impl EventStream {
             })
             .await?
         };
-        let alive = feed::watch_server(session, server, move || {
-            let _ = tx.send(Feed::ServerDied);
+        let alive = feed::watch_server(session, server, move |alive| {
+            if !alive {
+                let _ = tx.send(Feed::ServerDied);
+            }
         })
         .await?;
         Ok(EventStream {

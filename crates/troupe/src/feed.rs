@@ -44,25 +44,22 @@ where
         .map_err(Error::Zenoh)
 }
 
-/// Watches the liveliness token of `server`: `on_death` runs when it goes
-/// away (the server ended, or the connection to it was lost).
+/// Watches the liveliness token of `server`: `on_change(true)` when it is
+/// seen (at once if the server is alive), `on_change(false)` when it goes away
+/// (the server ended, or the connection to it was lost).
 pub(crate) async fn watch_server<F>(
     session: &Session,
     server: &str,
-    on_death: F,
+    on_change: F,
 ) -> Result<Subscriber<()>>
 where
-    F: Fn() + Send + Sync + 'static,
+    F: Fn(bool) + Send + Sync + 'static,
 {
     session
         .zenoh()
         .liveliness()
         .declare_subscriber(session.keys().server_alive(server))
-        .callback(move |sample| {
-            if sample.kind() == SampleKind::Delete {
-                on_death();
-            }
-        })
+        .callback(move |sample| on_change(sample.kind() == SampleKind::Put))
         .history(true)
         .await
         .map_err(Error::Zenoh)

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use troupe_protocol::control::{KvValue, ResultValue};
 use troupe_protocol::{InstanceInfo, RequestBody, State};
@@ -20,6 +20,11 @@ use troupe_protocol::{InstanceInfo, RequestBody, State};
 const WAIT_SLICE: Duration = Duration::from_secs(30);
 /// How much longer than its wait a `wait` request may take to be answered.
 const WAIT_GRACE: Duration = Duration::from_secs(2);
+/// The shortest time between two `wait` requests of one wait.
+const MIN_SLICE: Duration = Duration::from_millis(100);
+/// How long after a failed `wait` request the server's token may take to be
+/// seen going away, for the failure to count as the server's death.
+const DEATH_NOTICE: Duration = Duration::from_secs(1);
 
 /// A handle to one instance: its state, events, output, standard input,
 /// result and key-value store, and the verbs to stop or kill it.
@@ -86,7 +91,9 @@ impl Instance {
     /// [`Error::Zenoh`] when the subscription cannot be declared.
     pub async fn events(&self) -> Result<EventStream> {
         let session = self.server.session();
-        let key = session.keys().events(self.server.name(), &self.app, self.id);
+        let key = session
+            .keys()
+            .events(self.server.name(), &self.app, self.id);
         EventStream::open(session, self.server.name(), key, true).await
     }
 
@@ -113,14 +120,19 @@ impl Instance {
         self.wait_until(states, timeout).await
     }
 
-    async fn wait_until(&self, states: &[State], timeout: Option<Duration>) -> Result<InstanceInfo> {
+    async fn wait_until(
+        &self,
+        states: &[State],
+        timeout: Option<Duration>,
+    ) -> Result<InstanceInfo> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let server = self.server.name();
-        let died = Arc::new(Notify::new());
-        let _alive = {
-            let died = died.clone();
-            feed::watch_server(self.server.session(), server, move || died.notify_one()).await?
-        };
+        let (alive_tx, mut alive) = watch::channel(true);
+        let _alive = feed::watch_server(self.server.session(), server, move |up| {
+            alive_tx.send_replace(up);
+        })
+        .await?;
+        let died = Error::ServerDied(server.to_string());
         loop {
             let slice = deadline.map_or(WAIT_SLICE, |d| {
                 d.saturating_duration_since(Instant::now()).min(WAIT_SLICE)
@@ -130,13 +142,27 @@ impl Instance {
                 states: states.to_vec(),
                 timeout_ms: slice.as_millis() as u64,
             };
+            let asked = Instant::now();
             let reply = tokio::select! {
                 biased;
                 r = self.server.call::<InstanceInfo>(body, slice + WAIT_GRACE) => r,
-                () = died.notified() => return Err(Error::ServerDied(server.to_string())),
+                _ = alive.wait_for(|up| !up) => return Err(died),
             };
             match reply {
-                Err(Error::Timeout(_)) if deadline.is_none_or(|d| Instant::now() < d) => continue,
+                // The query may end (no route to the server) a moment before
+                // the server's token is seen going away: give it that moment.
+                Err(e @ Error::ServerUnreachable { .. }) => {
+                    let gone = tokio::time::timeout(DEATH_NOTICE, alive.wait_for(|up| !up));
+                    return Err(match gone.await {
+                        Ok(Ok(_)) => died,
+                        _ => e,
+                    });
+                }
+                Err(Error::Timeout(_)) if deadline.is_none_or(|d| Instant::now() < d) => {
+                    // A server that gives up before the slice is over must not
+                    // make this loop spin.
+                    tokio::time::sleep_until(asked + slice.min(MIN_SLICE)).await;
+                }
                 Err(Error::Timeout(_)) => {
                     return Err(Error::Timeout(format!(
                         "instance {} of {} is not {} after {}",
@@ -212,9 +238,15 @@ impl Instance {
     /// # Errors
     /// [`Error::NotFound`], [`Error::ServerUnreachable`], [`Error::Zenoh`].
     pub async fn output(&self) -> Result<OutputStream> {
-        let session = self.server.session();
-        let key = session.keys().output(self.server.name(), &self.app, self.id);
-        OutputStream::open(session, self.server.name(), self.id, key, self.server.timeout()).await
+        let server = &self.server;
+        OutputStream::open(
+            server.session(),
+            server.name(),
+            &self.app,
+            self.id,
+            server.timeout(),
+        )
+        .await
     }
 
     /// Writes `data` to the instance's standard input.
@@ -322,7 +354,10 @@ mod tests {
     #[test]
     fn results_decode_in_both_shapes() {
         assert_eq!(decode_result(Value::Null).unwrap(), None);
-        assert_eq!(decode_result(json!("AP8K")).unwrap(), Some(vec![0, 255, 10]));
+        assert_eq!(
+            decode_result(json!("AP8K")).unwrap(),
+            Some(vec![0, 255, 10])
+        );
         let v = json!({"data": "AP8K", "state": "success"});
         assert_eq!(decode_result(v).unwrap(), Some(vec![0, 255, 10]));
         let v = json!({"data": null, "state": "running"});

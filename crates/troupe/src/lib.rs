@@ -72,6 +72,5 @@ pub use session::{Mode, Session, SessionOptions};
 pub use this::{StopNotifier, This};
 
 pub use troupe_protocol::{
-    AppInfo, Hello, InstanceInfo, OutputLine, State, StateChange, StateEvent,
-    Stream as OutputKind,
+    AppInfo, Hello, InstanceInfo, OutputLine, State, StateChange, StateEvent, Stream as OutputKind,
 };

@@ -1,9 +1,10 @@
 //! The output stream of an instance: the lines kept by the server, then the
 //! live ones, without duplicates, repaired from the server's ring when live
-//! lines go missing.
+//! lines go missing, and ended by the server's end marker or the instance's
+//! terminal state.
 
 use crate::error::{fmt_duration, Error, Result};
-use crate::feed::{self, Feed};
+use crate::feed;
 use crate::session::Session;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use troupe_protocol::{OutputBatch, OutputLine, RequestBody};
+use troupe_protocol::{OutputBatch, OutputLine, RequestBody, StateEvent};
 use zenoh::pubsub::Subscriber;
 
 /// Live batches queued before the reader takes them. Beyond this, batches
@@ -22,23 +23,54 @@ use zenoh::pubsub::Subscriber;
 /// the missing lines from the server's ring.
 const LIVE_QUEUE: usize = 1024;
 
+/// What the subscriptions of an output stream deliver.
+#[derive(Debug)]
+enum Live {
+    /// A batch published on the output key.
+    Batch(OutputBatch),
+    /// The instance reached a terminal state.
+    Terminal,
+    /// The server's liveliness token went away.
+    ServerDied,
+}
+
+/// Flags set on Zenoh's thread when the queue is full. The queue is then
+/// not empty, so the reader is woken and sees them once it has drained it.
+#[derive(Debug, Default)]
+struct Flags {
+    overflow: AtomicBool,
+    terminal: AtomicBool,
+}
+
+/// Why lines are being fetched from the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fetch {
+    /// Lines went missing from the live stream.
+    Gap,
+    /// The output ended (end marker or terminal state): fetch the tail, then end.
+    Last,
+}
+
 /// The output of an instance ([`Instance::output`](crate::Instance::output)).
 ///
 /// A [`Stream`] of [`OutputLine`]s in sequence order, each line once: first
 /// the lines the server still keeps, then the live ones. It ends after the
-/// instance's last line (the server marks it), or when the server dies (then
-/// [`OutputStream::next_timeout`] says [`Error::ServerDied`] once).
+/// instance's last line, or early when the server dies or stops answering
+/// (then [`OutputStream::next_timeout`] says why, once).
 ///
-/// Lines that left the server's ring before the stream could read them are
-/// counted by [`OutputStream::dropped`]; lines lost later for good (rare:
-/// the ring overflowed while this reader lagged) by [`OutputStream::missed`].
+/// The stream also works when the server does not publish the output live
+/// (`stream = false`): it then reads the kept lines when the instance ends.
+/// Live lines that went missing are fetched from the server's ring. Lines
+/// that had left the ring before the first one read are counted by
+/// [`OutputStream::dropped`]; lines lost later for good (rare: the ring
+/// overflowed while this reader lagged) by [`OutputStream::missed`].
 pub struct OutputStream {
     session: Session,
     server: String,
     id: u64,
     timeout: Duration,
-    rx: mpsc::Receiver<Feed<OutputBatch>>,
-    overflow: Arc<AtomicBool>,
+    rx: mpsc::Receiver<Live>,
+    flags: Arc<Flags>,
     pending: VecDeque<OutputLine>,
     last_seq: u64,
     dropped_upto: u64,
@@ -46,13 +78,16 @@ pub struct OutputStream {
     /// The sequence number of the line whose gap was last repaired, so that a
     /// gap the ring cannot fill is accepted rather than re-fetched for ever.
     repaired_at: u64,
-    refill: Option<BoxFuture<'static, Result<OutputBatch>>>,
+    fetch: Option<(Fetch, BoxFuture<'static, Result<OutputBatch>>)>,
+    /// The output ended: fetch its tail from the ring, then end.
+    last_due: bool,
+    /// Everything is in `pending`: end once it is yielded.
     ending: bool,
     done: bool,
     server_died: bool,
-    died_reported: bool,
-    _live: Subscriber<()>,
-    _alive: Subscriber<()>,
+    /// Why the stream ended early, until `next_timeout` reports it.
+    failure: Option<Error>,
+    _subscribers: [Subscriber<()>; 3],
 }
 
 impl std::fmt::Debug for OutputStream {
@@ -68,37 +103,53 @@ impl std::fmt::Debug for OutputStream {
     }
 }
 
+/// Queues `item`, or raises `flag` when the queue is full.
+fn push(tx: &mpsc::Sender<Live>, item: Live, flag: &AtomicBool) {
+    if tx.try_send(item).is_err() {
+        flag.store(true, Ordering::Release);
+    }
+}
+
 impl OutputStream {
-    /// Subscribes to the live output of instance `id` on `key`, then fetches
+    /// Subscribes to the live output of instance `id` of `app`, then fetches
     /// the lines the server keeps.
     pub(crate) async fn open(
         session: &Session,
         server: &str,
+        app: &str,
         id: u64,
-        key: String,
         timeout: Duration,
     ) -> Result<OutputStream> {
+        let keys = session.keys();
         let (tx, rx) = mpsc::channel(LIVE_QUEUE);
-        let overflow = Arc::new(AtomicBool::new(false));
-        // The subscriber comes first: what is published from now on is seen
+        let flags = Arc::new(Flags::default());
+        // The subscribers come first: what is published from now on is seen
         // live, what was published before is in the history fetched below.
         let live = {
-            let tx = tx.clone();
-            let overflow = overflow.clone();
-            feed::subscribe_json(session, key, move |batch: OutputBatch| {
-                if tx.try_send(Feed::Item(batch)).is_err() {
-                    overflow.store(true, Ordering::Release);
+            let (tx, flags) = (tx.clone(), flags.clone());
+            feed::subscribe_json(session, keys.output(server, app, id), move |b| {
+                push(&tx, Live::Batch(b), &flags.overflow);
+            })
+            .await?
+        };
+        let events = {
+            let (tx, flags) = (tx.clone(), flags.clone());
+            let key = keys.events(server, app, id);
+            feed::subscribe_json(session, key, move |ev: StateEvent| {
+                if ev.state.is_terminal() {
+                    push(&tx, Live::Terminal, &flags.terminal);
                 }
             })
             .await?
         };
         let alive = {
-            let overflow = overflow.clone();
-            feed::watch_server(session, server, move || {
-                if tx.try_send(Feed::ServerDied).is_err() {
-                    // The stream still ends: it re-reads from the server when
-                    // the queue runs dry, and finds none.
-                    overflow.store(true, Ordering::Release);
+            let flags = flags.clone();
+            feed::watch_server(session, server, move |alive| {
+                if !alive {
+                    // Should the queue be full, the stream still ends: it
+                    // fetches from the ring when the queue runs dry, and the
+                    // server does not answer.
+                    push(&tx, Live::ServerDied, &flags.overflow);
                 }
             })
             .await?
@@ -109,19 +160,19 @@ impl OutputStream {
             id,
             timeout,
             rx,
-            overflow,
+            flags,
             pending: VecDeque::new(),
             last_seq: 0,
             dropped_upto: 0,
             missed: 0,
             repaired_at: 0,
-            refill: None,
+            fetch: None,
+            last_due: false,
             ending: false,
             done: false,
             server_died: false,
-            died_reported: false,
-            _live: live,
-            _alive: alive,
+            failure: None,
+            _subscribers: [live, events, alive],
         };
         let history = fetch(&stream.session, &stream.server, id, 0, timeout).await?;
         stream.absorb(history);
@@ -132,8 +183,9 @@ impl OutputStream {
     /// has ended.
     ///
     /// # Errors
-    /// [`Error::Timeout`] when no line came in time; [`Error::ServerDied`]
-    /// (once) when the stream ended because the server died.
+    /// [`Error::Timeout`] when no line came in time. Once, when the stream
+    /// ended early: [`Error::ServerDied`] when the server died,
+    /// [`Error::ServerUnreachable`] when it stopped answering.
     pub async fn next_timeout(&mut self, timeout: Duration) -> Result<Option<OutputLine>> {
         match tokio::time::timeout(timeout, self.next()).await {
             Err(_) => Err(Error::Timeout(format!(
@@ -141,11 +193,10 @@ impl OutputStream {
                 fmt_duration(timeout)
             ))),
             Ok(Some(line)) => Ok(Some(line)),
-            Ok(None) if self.server_died && !self.died_reported => {
-                self.died_reported = true;
-                Err(Error::ServerDied(self.server.clone()))
-            }
-            Ok(None) => Ok(None),
+            Ok(None) => match self.failure.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            },
         }
     }
 
@@ -173,7 +224,9 @@ impl OutputStream {
 
     /// Merges a batch fetched from the server's ring into the pending lines.
     fn absorb(&mut self, batch: OutputBatch) {
-        self.dropped_upto = self.dropped_upto.max(batch.dropped_upto);
+        if self.last_seq == 0 {
+            self.dropped_upto = self.dropped_upto.max(batch.dropped_upto);
+        }
         if batch.end {
             self.ending = true;
         }
@@ -190,18 +243,19 @@ impl OutputStream {
     }
 
     /// Starts fetching the lines after the last one yielded.
-    fn start_refill(&mut self) {
+    fn start_fetch(&mut self, why: Fetch) {
         let (session, server) = (self.session.clone(), self.server.clone());
         let (id, after, timeout) = (self.id, self.last_seq, self.timeout);
-        self.refill = Some(Box::pin(async move {
-            fetch(&session, &server, id, after, timeout).await
-        }));
+        let future = async move { fetch(&session, &server, id, after, timeout).await };
+        self.fetch = Some((why, Box::pin(future)));
     }
 
-    fn finish(&mut self, server_died: bool) -> Poll<Option<OutputLine>> {
+    /// Ends the stream, early when `failure` says why.
+    fn finish(&mut self, failure: Option<Error>) -> Poll<Option<OutputLine>> {
         self.done = true;
-        self.server_died |= server_died;
-        self.refill = None;
+        self.server_died = matches!(failure, Some(Error::ServerDied(_)));
+        self.failure = failure;
+        self.fetch = None;
         self.pending.clear();
         Poll::Ready(None)
     }
@@ -229,21 +283,25 @@ impl Stream for OutputStream {
             if this.done {
                 return Poll::Ready(None);
             }
-            if let Some(refill) = this.refill.as_mut() {
-                let result = match refill.as_mut().poll(cx) {
+            if let Some((why, fetch)) = this.fetch.as_mut() {
+                let (why, result) = match fetch.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(r) => r,
+                    Poll::Ready(r) => (*why, r),
                 };
-                this.refill = None;
+                this.fetch = None;
                 match result {
                     Ok(batch) => this.absorb(batch),
-                    Err(e) if e.is_server_gone() => return this.finish(true),
+                    Err(e) if e.is_server_gone() => return this.finish(Some(e)),
                     // The server forgot the instance: nothing more will come.
-                    Err(e) if e.is_not_found() => return this.finish(false),
+                    Err(e) if e.is_not_found() => return this.finish(None),
                     Err(e) => {
                         tracing::warn!(server = %this.server, id = this.id, error = %e,
-                            "cannot fetch missing output lines");
+                            "cannot fetch output lines from the server");
                     }
+                }
+                if why == Fetch::Last {
+                    // The output is over whatever the ring said.
+                    this.ending = true;
                 }
                 continue;
             }
@@ -253,12 +311,16 @@ impl Stream for OutputStream {
                     this.pending.pop_front();
                     continue;
                 }
-                let expected = this.last_seq.max(this.dropped_upto) + 1;
+                let expected = if this.last_seq == 0 {
+                    this.dropped_upto + 1
+                } else {
+                    this.last_seq + 1
+                };
                 if seq > expected {
                     if this.repaired_at != seq {
-                        // Live lines went missing: take them from the ring.
+                        // Lines went missing: take them from the ring.
                         this.repaired_at = seq;
-                        this.start_refill();
+                        this.start_fetch(Fetch::Gap);
                         continue;
                     }
                     // The ring no longer has them either.
@@ -274,22 +336,33 @@ impl Stream for OutputStream {
                 return Poll::Ready(this.pending.pop_front());
             }
             if this.ending {
-                return this.finish(false);
+                return this.finish(None);
+            }
+            if this.last_due {
+                // Lines published just before the end may have been dropped
+                // on the way, or not published at all: the ring has them.
+                this.last_due = false;
+                this.start_fetch(Fetch::Last);
+                continue;
             }
             match this.rx.poll_recv(cx) {
-                Poll::Ready(Some(Feed::Item(batch))) => {
+                Poll::Ready(Some(Live::Batch(batch))) => {
                     this.pending.extend(batch.lines);
-                    if batch.end {
-                        this.ending = true;
-                    }
+                    this.last_due |= batch.end;
                 }
-                Poll::Ready(Some(Feed::ServerDied)) => return this.finish(true),
-                Poll::Ready(None) => return this.finish(false),
+                Poll::Ready(Some(Live::Terminal)) => this.last_due = true,
+                Poll::Ready(Some(Live::ServerDied)) => {
+                    return this.finish(Some(Error::ServerDied(this.server.clone())))
+                }
+                Poll::Ready(None) => return this.finish(None),
                 Poll::Pending => {
-                    if this.overflow.swap(false, Ordering::AcqRel) {
-                        // Batches were dropped (maybe the last one): re-read
-                        // from the ring, which also says whether it ended.
-                        this.start_refill();
+                    if this.flags.terminal.swap(false, Ordering::AcqRel) {
+                        this.last_due = true;
+                        continue;
+                    }
+                    if this.flags.overflow.swap(false, Ordering::AcqRel) {
+                        // Batches were dropped here: re-read from the ring.
+                        this.start_fetch(Fetch::Gap);
                         continue;
                     }
                     return Poll::Pending;

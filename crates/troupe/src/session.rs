@@ -82,9 +82,10 @@ impl Session {
     /// Opens a session connected to `endpoint` (for example
     /// `tcp/127.0.0.1:7447`).
     ///
-    /// Multicast scouting is always off. A peer listens on the endpoint's host
-    /// with a free port (so that a loopback endpoint keeps everything on
-    /// loopback); a client does not listen.
+    /// One connection attempt is made: when nothing listens there, this fails
+    /// at once. Multicast scouting is always off. A peer listens on the
+    /// endpoint's host with a free port (so that a loopback endpoint keeps
+    /// everything on loopback); a client does not listen.
     ///
     /// # Errors
     /// [`Error::Invalid`] for a malformed endpoint or realm,
@@ -108,7 +109,16 @@ impl Session {
                 )))
             }
             Ok(Err(join)) => return Err(unreachable(format!("opening failed: {join}"))),
-            Ok(Ok(Err(e))) => return Err(unreachable(e.to_string())),
+            Ok(Ok(Err(e))) => {
+                let why = tidy(&e.to_string());
+                return Err(unreachable(
+                    if why.starts_with("Unable to connect to any of") {
+                        "cannot connect (is a troupe server listening there?)".to_string()
+                    } else {
+                        why
+                    },
+                ));
+            }
             Ok(Ok(Ok(s))) => s,
         };
         Ok(Session {
@@ -171,26 +181,62 @@ impl Session {
             .map_err(Error::Zenoh)?;
         // Zenoh ends the query at `timeout`; the guard only makes sure.
         let guard = timeout + Duration::from_secs(1);
-        let mut failure = None;
-        while let Ok(Ok(reply)) = tokio::time::timeout(guard, replies.recv_async()).await {
-            match reply.result() {
-                Ok(sample) => return decode_reply(server, op, &sample.payload().to_bytes()),
-                Err(e) => {
-                    let text = e.payload().try_to_string().unwrap_or_default().into_owned();
-                    // Zenoh reports its own deadline as an error reply "Timeout".
-                    if text != "Timeout" {
-                        failure = Some(text);
-                    }
+        let (mut failure, mut timed_out) = (None, false);
+        loop {
+            match tokio::time::timeout(guard, replies.recv_async()).await {
+                Err(_) => {
+                    timed_out = true;
+                    break;
                 }
+                Ok(Err(_)) => break, // the query is over
+                Ok(Ok(reply)) => match reply.result() {
+                    Ok(sample) => return decode_reply(server, op, &sample.payload().to_bytes()),
+                    Err(e) => {
+                        let text = e.payload().try_to_string().unwrap_or_default().into_owned();
+                        // Zenoh reports its own deadline as an error reply "Timeout".
+                        if text == "Timeout" {
+                            timed_out = true;
+                        } else {
+                            failure = Some(text);
+                        }
+                    }
+                },
             }
         }
         match failure {
             Some(text) => Err(Error::Server(format!(
                 "server {server} failed {op}: {text}"
             ))),
-            None => Err(Error::no_answer(server, timeout)),
+            None if timed_out => Err(Error::no_answer(server, timeout)),
+            None => Err(Error::no_route(server)),
         }
     }
+}
+
+/// A Zenoh error message without the source locations Zenoh appends
+/// (` at /path/to/file.rs:123.`).
+fn tidy(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at ") {
+        let after = &rest[i + 4..];
+        if let Some(j) = after.find(".rs:") {
+            let digits = after[j + 4..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if digits > 0 && !after[..j].contains(char::is_whitespace) {
+                out.push_str(&rest[..i]);
+                let end = j + 4 + digits;
+                rest = after[end..].strip_prefix('.').unwrap_or(&after[end..]);
+                continue;
+            }
+        }
+        out.push_str(&rest[..i + 4]);
+        rest = after;
+    }
+    out.push_str(rest);
+    out.trim().to_string()
 }
 
 /// Decodes the payload of a control reply of `server` to `op`.
@@ -265,12 +311,15 @@ fn zenoh_config(endpoint: &str, opts: &SessionOptions) -> Result<zenoh::Config> 
     };
     set("mode", json(mode))?;
     set("connect/endpoints", json([endpoint]))?;
-    // Try to connect for at most the session timeout, then give up: a peer
-    // would otherwise open without any connection and retry for ever.
-    let ms = opts.timeout.as_millis().min(i64::MAX as u128) as i64;
-    set("connect/timeout_ms", json(ms))?;
+    // Try once and fail at once when nothing listens (a peer would otherwise
+    // open without any connection and retry for ever); a connection attempt
+    // that hangs is cut by the deadline in `Session::open`.
+    set("connect/timeout_ms", json(0))?;
     set("connect/exit_on_failure", json(true))?;
-    set("listen/endpoints", json(listen.into_iter().collect::<Vec<_>>()))?;
+    set(
+        "listen/endpoints",
+        json(listen.into_iter().collect::<Vec<_>>()),
+    )?;
     set("scouting/multicast/enabled", json(false))?;
     Ok(c)
 }
@@ -290,7 +339,14 @@ mod tests {
         ] {
             validate_endpoint(ok).unwrap();
         }
-        for bad in ["", "127.0.0.1:7447", "/127.0.0.1:7447", "tcp/", "tc p/x:1", "tcp/a b:1"] {
+        for bad in [
+            "",
+            "127.0.0.1:7447",
+            "/127.0.0.1:7447",
+            "tcp/",
+            "tc p/x:1",
+            "tcp/a b:1",
+        ] {
             let e = validate_endpoint(bad).unwrap_err();
             assert!(matches!(e, Error::Invalid(_)), "{bad}: {e}");
         }
@@ -302,7 +358,10 @@ mod tests {
         assert_eq!(l("tcp/127.0.0.1:7447").as_deref(), Some("tcp/127.0.0.1:0"));
         assert_eq!(l("tcp/[::1]:7447").as_deref(), Some("tcp/[::1]:0"));
         assert_eq!(l("tcp/localhost:1?x=y").as_deref(), Some("tcp/localhost:0"));
-        assert_eq!(l("tcp/10.0.0.1:7447#iface=lo").as_deref(), Some("tcp/10.0.0.1:0"));
+        assert_eq!(
+            l("tcp/10.0.0.1:7447#iface=lo").as_deref(),
+            Some("tcp/10.0.0.1:0")
+        );
         assert_eq!(l("unixsock-stream//tmp/t.sock"), None);
         assert_eq!(l("tcp/nohost"), None);
         assert_eq!(l("tcp/:7447"), None);
@@ -320,10 +379,7 @@ mod tests {
         assert!(s.contains("tcp/127.0.0.1:0"), "{s}");
         let c = zenoh_config("tcp/127.0.0.1:7447", &opts(Mode::Client)).unwrap();
         assert!(!format!("{c}").contains("tcp/127.0.0.1:0"));
-        assert_eq!(
-            c.get_json("scouting/multicast/enabled").unwrap(),
-            "false"
-        );
+        assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
         assert_eq!(c.get_json("mode").unwrap(), "\"client\"");
         let bad_realm = SessionOptions {
             realm: "a/b".into(),
@@ -333,6 +389,20 @@ mod tests {
             zenoh_config("tcp/127.0.0.1:7447", &bad_realm),
             Err(Error::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn zenoh_messages_lose_their_source_locations() {
+        let m = "Can not create a new TCP link bound to tcp/127.0.0.1:1: [127.0.0.1:1: \
+                 Connection refused (os error 111) at /r/zenoh-link-commons-1.10.2/src/tcp.rs:105.] \
+                 at /r/zenoh-link-commons-1.10.2/src/tcp.rs:133. at /r/src/unicast.rs:287.";
+        assert_eq!(
+            tidy(m),
+            "Can not create a new TCP link bound to tcp/127.0.0.1:1: [127.0.0.1:1: \
+             Connection refused (os error 111)]"
+        );
+        assert_eq!(tidy("look at this"), "look at this");
+        assert_eq!(tidy("x at y.rs:z"), "x at y.rs:z");
     }
 
     #[test]
@@ -347,10 +417,15 @@ mod tests {
         )))
         .unwrap();
         let e = decode_reply::<InstanceInfo>("h", "info", &err).unwrap_err();
-        assert!(matches!(e, Error::NotFound(ref m) if m == "no instance 7"), "{e}");
+        assert!(
+            matches!(e, Error::NotFound(ref m) if m == "no instance 7"),
+            "{e}"
+        );
         let e = decode_reply::<InstanceInfo>("h", "info", br#"{"ok":3}"#).unwrap_err();
         assert!(matches!(e, Error::Protocol(_)), "{e}");
         let e = decode_reply::<u32>("h", "info", b"not json").unwrap_err();
-        assert!(e.to_string().starts_with("protocol error: malformed info reply from h"));
+        assert!(e
+            .to_string()
+            .starts_with("protocol error: malformed info reply from h"));
     }
 }

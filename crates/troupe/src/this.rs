@@ -147,7 +147,8 @@ impl This {
         This::hold(server, info.id, info.app).await
     }
 
-    /// Declares the instance's liveliness token and follows its own events.
+    /// Declares the instance's liveliness token, follows its own events, and
+    /// makes sure the server sees both.
     async fn hold(server: Server, id: u64, app: String) -> Result<This> {
         let session = server.session();
         let token = session
@@ -167,6 +168,12 @@ impl This {
             })
             .await?
         };
+        // A round trip after the declarations, which travel the same way
+        // before it: once answered, the server sees the token and our
+        // subscription. It also checks that the server knows the instance.
+        let _: InstanceInfo = server
+            .call(RequestBody::Info { id }, server.timeout())
+            .await?;
         Ok(This {
             inner: Arc::new(Inner {
                 server,
@@ -215,7 +222,8 @@ impl This {
     /// [`Error::Refused`] when the instance is not starting,
     /// [`Error::ServerUnreachable`].
     pub async fn set_running(&self) -> Result<InstanceInfo> {
-        self.call(RequestBody::SetRunning { id: self.inner.id }).await
+        self.call(RequestBody::SetRunning { id: self.inner.id })
+            .await
     }
 
     /// Sets the instance's result, which clients read with
@@ -341,7 +349,10 @@ mod tests {
     fn without_the_environment_it_is_not_managed() {
         let e = managed_from(vars(&[])).unwrap_err();
         assert!(matches!(e, Error::NotManaged(_)), "{e}");
-        assert!(e.to_string().contains("TROUPE_ENDPOINT, TROUPE_SERVER"), "{e}");
+        assert!(
+            e.to_string().contains("TROUPE_ENDPOINT, TROUPE_SERVER"),
+            "{e}"
+        );
         let e = managed_from(vars(&[(env::ENDPOINT, "tcp/127.0.0.1:7447")])).unwrap_err();
         assert!(matches!(e, Error::NotManaged(_)), "{e}");
     }
