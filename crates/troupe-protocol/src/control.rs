@@ -96,13 +96,13 @@ pub enum RequestBody {
         #[serde(default)]
         close: bool,
     },
-    /// The instance's result. Result: base64 string, or `null` when none was set.
+    /// The instance's result. Result: [`ResultValue`] (`data` is `null` when none was set).
     Result {
         /// Instance id.
         id: u64,
     },
     /// Read a key of the instance's store, waiting up to `wait_ms` for it to
-    /// appear. Result: base64 string; `not_found` or `timeout` error otherwise.
+    /// appear. Result: [`KvValue`]; `not_found` or `timeout` error otherwise.
     KvGet {
         /// Instance id.
         id: u64,

@@ -120,7 +120,10 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
             let inst = instance(shared, id)?;
             let state = inst.state();
             if state.is_terminal() {
-                return Err(err(ErrorKind::Refused, format!("instance {id} has already ended ({state})")));
+                return Err(err(
+                    ErrorKind::Refused,
+                    format!("instance {id} has already ended ({state})"),
+                ));
             }
             inst.command(Cmd::Stop);
             settle(&inst, |s| !matches!(s, State::Starting | State::Running)).await;
@@ -130,13 +133,20 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
             let inst = instance(shared, id)?;
             let state = inst.state();
             if state.is_terminal() {
-                return Err(err(ErrorKind::Refused, format!("instance {id} has already ended ({state})")));
+                return Err(err(
+                    ErrorKind::Refused,
+                    format!("instance {id} has already ended ({state})"),
+                ));
             }
             inst.command(Cmd::Kill);
             settle(&inst, |s| matches!(s, State::Killing) || s.is_terminal()).await;
             json(inst.info())
         }
-        RequestBody::Wait { id, states, timeout_ms } => {
+        RequestBody::Wait {
+            id,
+            states,
+            timeout_ms,
+        } => {
             let inst = instance(shared, id)?;
             let limit = Duration::from_millis(timeout_ms).min(MAX_WAIT);
             let mut rx = inst.watch();
@@ -151,7 +161,11 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
                 Ok(Err(_)) => Err(err(ErrorKind::Internal, "the instance's runner is gone")),
                 Err(_) => Err(err(
                     ErrorKind::Timeout,
-                    format!("instance {id} still {} after {}", inst.state(), humantime::format_duration(limit)),
+                    format!(
+                        "instance {id} still {} after {}",
+                        inst.state(),
+                        humantime::format_duration(limit)
+                    ),
                 )),
             }
         }
@@ -164,7 +178,10 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
             let inst = instance(shared, id)?;
             let mut stdin = inst.stdin.lock().await;
             let Some(pipe) = stdin.as_mut() else {
-                return Err(err(ErrorKind::Refused, format!("instance {id} has no open standard input")));
+                return Err(err(
+                    ErrorKind::Refused,
+                    format!("instance {id} has no open standard input"),
+                ));
             };
             let write = async {
                 pipe.write_all(&data).await?;
@@ -174,10 +191,16 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     *stdin = None;
-                    return Err(err(ErrorKind::Refused, format!("standard input of instance {id} is closed: {e}")));
+                    return Err(err(
+                        ErrorKind::Refused,
+                        format!("standard input of instance {id} is closed: {e}"),
+                    ));
                 }
                 Err(_) => {
-                    return Err(err(ErrorKind::Timeout, format!("instance {id} does not read its standard input")));
+                    return Err(err(
+                        ErrorKind::Timeout,
+                        format!("instance {id} does not read its standard input"),
+                    ));
                 }
             }
             if close {
@@ -188,7 +211,10 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
         RequestBody::Result { id } => {
             let inst = instance(shared, id)?;
             let data = inst.result.lock().expect("result lock").clone();
-            json(ResultValue { data, state: inst.state() })
+            json(ResultValue {
+                data,
+                state: inst.state(),
+            })
         }
         RequestBody::KvGet { id, key, wait_ms } => {
             let inst = instance(shared, id)?;
@@ -202,9 +228,15 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
                 (Some(value), _) => json(KvValue { value }),
                 (None, Err(_)) if wait_ms > 0 => Err(err(
                     ErrorKind::Timeout,
-                    format!("key {key:?} did not appear in instance {id} within {}", humantime::format_duration(limit)),
+                    format!(
+                        "key {key:?} did not appear in instance {id} within {}",
+                        humantime::format_duration(limit)
+                    ),
                 )),
-                _ => Err(err(ErrorKind::NotFound, format!("no key {key:?} in instance {id}"))),
+                _ => Err(err(
+                    ErrorKind::NotFound,
+                    format!("no key {key:?} in instance {id}"),
+                )),
             }
         }
         RequestBody::KvKeys { id } => {
@@ -252,10 +284,16 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
         RequestBody::Detach { id, state } => {
             let inst = instance(shared, id)?;
             if !inst.info().attached {
-                return Err(err(ErrorKind::Refused, format!("instance {id} was started by the server; it cannot detach")));
+                return Err(err(
+                    ErrorKind::Refused,
+                    format!("instance {id} was started by the server; it cannot detach"),
+                ));
             }
             if !matches!(state, State::Success | State::Error | State::Stopped) {
-                return Err(err(ErrorKind::Invalid, format!("an application detaches with success, error or stopped, not {state}")));
+                return Err(err(
+                    ErrorKind::Invalid,
+                    format!("an application detaches with success, error or stopped, not {state}"),
+                ));
             }
             inst.command(Cmd::Detach(state));
             settle(&inst, |s| s.is_terminal()).await;
@@ -273,14 +311,20 @@ async fn settle(inst: &Instance, done: impl Fn(State) -> bool) {
 
 fn check_capacity(shared: &Shared, reg: &crate::instance::Registry) -> Result<(), ControlError> {
     if reg.closed || shared.is_shutting_down() {
-        return Err(err(ErrorKind::Refused, format!("server {} is shutting down", shared.name())));
+        return Err(err(
+            ErrorKind::Refused,
+            format!("server {} is shutting down", shared.name()),
+        ));
     }
     if let Some(max) = shared.config.max_instances {
         let live = reg.live().count();
         if live >= max as usize {
             return Err(err(
                 ErrorKind::Refused,
-                format!("server {} already runs {live} instances (max_instances = {max})", shared.name()),
+                format!(
+                    "server {} already runs {live} instances (max_instances = {max})",
+                    shared.name()
+                ),
             ));
         }
     }
@@ -292,7 +336,11 @@ async fn start(shared: &Arc<Shared>, app: &str, args: Vec<String>, starter: Opti
         let names: Vec<_> = shared.config.apps.iter().map(|a| a.name.as_str()).collect();
         return Err(err(
             ErrorKind::NotFound,
-            format!("no application {app:?} on server {} (configured: {})", shared.name(), names.join(", ")),
+            format!(
+                "no application {app:?} on server {} (configured: {})",
+                shared.name(),
+                names.join(", ")
+            ),
         ));
     };
     let inst = {
@@ -322,12 +370,21 @@ async fn start(shared: &Arc<Shared>, app: &str, args: Vec<String>, starter: Opti
         let (inst, cmds) = shared.create(&mut reg, app, args, false, starter, |id| {
             output_ring(shared, &cfg, id)
         });
-        tokio::spawn(runner::run_managed(shared.clone(), inst.clone(), cfg, all_args, cmds));
+        tokio::spawn(runner::run_managed(
+            shared.clone(),
+            inst.clone(),
+            cfg,
+            all_args,
+            cmds,
+        ));
         inst
     };
-    // Reply once the spawn was attempted, so the pid (or the error) is known.
+    // Reply once the spawn was attempted, so the pid (or the error) is known:
+    // the first state entered says so. Not `pid.is_some()`: a process that
+    // failed at once and waits to restart has its pid cleared again, and a
+    // watch shows only the latest value.
     let mut rx = inst.watch();
-    let _ = tokio::time::timeout(START_REPLY, rx.wait_for(|i| i.pid.is_some() || i.state.is_terminal())).await;
+    let _ = tokio::time::timeout(START_REPLY, rx.wait_for(|i| !i.history.is_empty())).await;
     json(inst.info())
 }
 
@@ -345,7 +402,13 @@ async fn attach(shared: &Arc<Shared>, app: &str, pid: u32) -> Reply {
         let (inst, cmds) = shared.create(&mut reg, app, Vec::new(), true, None, |id| {
             OutputRing::new(id, cap, None, None)
         });
-        tokio::spawn(runner::run_attached(shared.clone(), inst.clone(), pid, stopping_time, cmds));
+        tokio::spawn(runner::run_attached(
+            shared.clone(),
+            inst.clone(),
+            pid,
+            stopping_time,
+            cmds,
+        ));
         inst
     };
     let mut rx = inst.watch();
@@ -404,7 +467,9 @@ fn output_ring(shared: &Shared, cfg: &crate::config::AppConfig, id: u64) -> Outp
         (Some(l), Some(dir)) => {
             let path = dir.join(format!("{}.{id}.log", cfg.name));
             LogFile::open(path.clone(), l.max_size, l.max_files)
-                .map_err(|e| tracing::warn!(path = %path.display(), "cannot open the log file: {e}"))
+                .map_err(
+                    |e| tracing::warn!(path = %path.display(), "cannot open the log file: {e}"),
+                )
                 .ok()
         }
         _ => None,

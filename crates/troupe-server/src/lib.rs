@@ -128,8 +128,20 @@ impl RunningServer {
 
         let guardian = guardian::Guardian::spawn().map_err(ServerError::Guardian)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let endpoint = client_endpoint(config.listen.first().map(String::as_str).unwrap_or(troupe_protocol::DEFAULT_ENDPOINT));
-        let shared = Arc::new(Shared::new(config, session.clone(), endpoint, guardian, events_tx));
+        let endpoint = client_endpoint(
+            config
+                .listen
+                .first()
+                .map(String::as_str)
+                .unwrap_or(troupe_protocol::DEFAULT_ENDPOINT),
+        );
+        let shared = Arc::new(Shared::new(
+            config,
+            session.clone(),
+            endpoint,
+            guardian,
+            events_tx,
+        ));
 
         let queryable = session
             .declare_queryable(keys.control(shared.name()))
@@ -184,7 +196,11 @@ impl RunningServer {
             reg.closed = true;
             reg.live().cloned().collect()
         };
-        tracing::info!(server = shared.name(), live = live.len(), "troupe server shutting down");
+        tracing::info!(
+            server = shared.name(),
+            live = live.len(),
+            "troupe server shutting down"
+        );
         let longest = shared
             .config
             .apps
@@ -235,7 +251,9 @@ async fn publish_events(
     mut rx: mpsc::UnboundedReceiver<(String, StateEvent)>,
 ) {
     while let Some((key, event)) = rx.recv().await {
-        let Ok(bytes) = serde_json::to_vec(&event) else { continue };
+        let Ok(bytes) = serde_json::to_vec(&event) else {
+            continue;
+        };
         let put = session
             .put(key, bytes)
             .congestion_control(zenoh::qos::CongestionControl::Block);

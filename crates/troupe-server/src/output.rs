@@ -237,7 +237,9 @@ impl LogFile {
         let _ = std::fs::rename(&self.path, self.rotated(1));
         match File::create(&self.path) {
             Ok(f) => self.file = Some(std::io::BufWriter::new(f)),
-            Err(e) => tracing::warn!(path = %self.path.display(), "cannot reopen the log file: {e}"),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), "cannot reopen the log file: {e}")
+            }
         }
         self.size = 0;
     }
@@ -248,13 +250,20 @@ mod tests {
     use super::*;
 
     fn lines(r: &OutputRing) -> Vec<(u64, String)> {
-        r.since(0).lines.into_iter().map(|l| (l.seq, l.text)).collect()
+        r.since(0)
+            .lines
+            .into_iter()
+            .map(|l| (l.seq, l.text))
+            .collect()
     }
 
     #[test]
     fn ring_is_bounded_and_numbered() {
         let mut r = OutputRing::new(1, 3, None, None);
-        r.push_lines(Stream::Out, (1..=5).map(|i| format!("l{i}").into_bytes()).collect());
+        r.push_lines(
+            Stream::Out,
+            (1..=5).map(|i| format!("l{i}").into_bytes()).collect(),
+        );
         assert_eq!(
             lines(&r),
             [(3, "l3".into()), (4, "l4".into()), (5, "l5".into())]
@@ -294,6 +303,11 @@ mod tests {
         assert_eq!(names, ["app.1.log", "app.1.log.1", "app.1.log.2"]);
         let last = std::fs::read_to_string(&path).unwrap();
         assert!(last.ends_with("line 049\n"), "{last}");
-        assert!(std::fs::metadata(dir.path().join("app.1.log.1")).unwrap().len() <= 110);
+        assert!(
+            std::fs::metadata(dir.path().join("app.1.log.1"))
+                .unwrap()
+                .len()
+                <= 110
+        );
     }
 }

@@ -49,7 +49,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on `config` (TOML text). The kit gives it a unique
     /// name, a free loopback `listen` endpoint and, when unset, a temporary
-    /// `log_dir`.
+    /// `log_dir` ([`TestServer::log_dir`]), so that apps may set `log`.
     ///
     /// # Errors
     /// When the configuration is invalid or the server cannot start.
@@ -66,8 +66,18 @@ impl TestServer {
         init_tracing();
         let dir = tempfile::tempdir()?;
         let mut last_err = None;
+        // `log` in an [[app]] needs `log_dir` when the text is parsed: give
+        // it the kit's directory (relative paths are joined to `dir`).
+        let config = if config
+            .lines()
+            .any(|l| l.trim_start().starts_with("log_dir"))
+        {
+            config.to_string()
+        } else {
+            format!("log_dir = \"logs\"\n{config}")
+        };
         for _ in 0..5 {
-            let mut cfg = Config::parse(config, "<test>", dir.path())?;
+            let mut cfg = Config::parse(&config, "<test>", dir.path())?;
             let n = SERVERS.fetch_add(1, Ordering::SeqCst);
             cfg.name = format!("test-{}-{n}", std::process::id());
             if cfg.log_dir.is_none() {
@@ -139,7 +149,9 @@ impl TestServer {
                 let _ = thread.join();
                 Err(e)
             }
-            Err(_) => Err(anyhow::anyhow!("the test server did not start within {TIMEOUT:?}")),
+            Err(_) => Err(anyhow::anyhow!(
+                "the test server did not start within {TIMEOUT:?}"
+            )),
         }
     }
 
@@ -213,13 +225,19 @@ pub fn process_gone(pid: u32) -> bool {
         Err(_) => true,
         Ok(stat) => stat
             .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z') || rest.trim_start().starts_with('X'))
+            .map(|(_, rest)| {
+                rest.trim_start().starts_with('Z') || rest.trim_start().starts_with('X')
+            })
             .unwrap_or(false),
     }
 }
 
 /// Waits (bounded) until `cond` holds, polling.
-pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> anyhow::Result<()> {
+pub fn wait_until(
+    what: &str,
+    limit: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
     let end = std::time::Instant::now() + limit;
     while std::time::Instant::now() < end {
         if cond() {
@@ -235,10 +253,15 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     if let Ok(dir) = std::fs::read_dir("/proc") {
         for e in dir.flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
                 if let Some((_, rest)) = stat.rsplit_once(')') {
-                    let ppid = rest.split_whitespace().nth(1).and_then(|s| s.parse::<u32>().ok());
+                    let ppid = rest
+                        .split_whitespace()
+                        .nth(1)
+                        .and_then(|s| s.parse::<u32>().ok());
                     if ppid == Some(pid) {
                         out.push(p);
                     }

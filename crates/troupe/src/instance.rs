@@ -2,7 +2,6 @@
 
 use crate::error::{fmt_duration, Error, Result};
 use crate::events::EventStream;
-use crate::feed;
 use crate::output::OutputStream;
 use crate::server::Server;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -11,7 +10,6 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio::time::Instant;
 use troupe_protocol::control::{KvValue, ResultValue};
 use troupe_protocol::{InstanceInfo, RequestBody, State};
@@ -127,11 +125,7 @@ impl Instance {
     ) -> Result<InstanceInfo> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let server = self.server.name();
-        let (alive_tx, mut alive) = watch::channel(true);
-        let _alive = feed::watch_server(self.server.session(), server, move |up| {
-            alive_tx.send_replace(up);
-        })
-        .await?;
+        let mut alive = self.server.session().server_alive(server).await?;
         let died = Error::ServerDied(server.to_string());
         loop {
             let slice = deadline.map_or(WAIT_SLICE, |d| {

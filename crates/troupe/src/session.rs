@@ -66,6 +66,17 @@ struct Inner {
     keys: Keys,
     endpoint: String,
     timeout: Duration,
+    /// One liveliness watch per server name, shared by every wait of this
+    /// session (declaring one per wait costs a round trip).
+    alive: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            (
+                tokio::sync::watch::Receiver<bool>,
+                zenoh::pubsub::Subscriber<()>,
+            ),
+        >,
+    >,
 }
 
 impl fmt::Debug for Session {
@@ -127,8 +138,32 @@ impl Session {
                 keys: Keys::new(opts.realm),
                 endpoint: endpoint.to_string(),
                 timeout,
+                alive: Default::default(),
             }),
         })
+    }
+
+    /// Whether `server`'s liveliness token is there: `true` until it is seen
+    /// going away. The watch is declared once per server and shared.
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`] when the subscriber cannot be declared.
+    pub(crate) async fn server_alive(
+        &self,
+        server: &str,
+    ) -> Result<tokio::sync::watch::Receiver<bool>> {
+        if let Some((rx, _)) = self.inner.alive.lock().expect("alive lock").get(server) {
+            return Ok(rx.clone());
+        }
+        let (tx, rx) = tokio::sync::watch::channel(true);
+        let sub = crate::feed::watch_server(self, server, move |up| {
+            tx.send_replace(up);
+        })
+        .await?;
+        let mut map = self.inner.alive.lock().expect("alive lock");
+        // Another task may have declared one meanwhile: keep the first.
+        let entry = map.entry(server.to_string()).or_insert((rx, sub));
+        Ok(entry.0.clone())
     }
 
     /// The endpoint this session connected to.
