@@ -394,7 +394,7 @@ async fn attach(shared: &Arc<Shared>, app: &str, pid: u32) -> Reply {
         .config
         .app(app)
         .map(|a| a.stopping_time)
-        .unwrap_or(Duration::from_secs(10));
+        .unwrap_or(crate::ATTACHED_STOPPING_TIME);
     let inst = {
         let mut reg = shared.registry();
         check_capacity(shared, &reg)?;

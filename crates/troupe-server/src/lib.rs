@@ -36,6 +36,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use troupe_protocol::StateEvent;
 
+/// The stopping time of an attached application that is not configured.
+pub(crate) const ATTACHED_STOPPING_TIME: Duration = Duration::from_secs(10);
+
 /// Why a server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -206,6 +209,7 @@ impl RunningServer {
             .apps
             .iter()
             .map(|a| a.stopping_time)
+            .chain([ATTACHED_STOPPING_TIME])
             .max()
             .unwrap_or_default()
             + Duration::from_secs(5);

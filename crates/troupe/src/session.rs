@@ -68,16 +68,14 @@ struct Inner {
     timeout: Duration,
     /// One liveliness watch per server name, shared by every wait of this
     /// session (declaring one per wait costs a round trip).
-    alive: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            (
-                tokio::sync::watch::Receiver<bool>,
-                zenoh::pubsub::Subscriber<()>,
-            ),
-        >,
-    >,
+    alive: std::sync::Mutex<std::collections::HashMap<String, AliveWatch>>,
 }
+
+/// A server's liveliness as a watch, and the subscription that feeds it.
+type AliveWatch = (
+    tokio::sync::watch::Receiver<bool>,
+    zenoh::pubsub::Subscriber<()>,
+);
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
