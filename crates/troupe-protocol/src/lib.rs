@@ -61,3 +61,34 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Zenoh's error messages carry the source locations of its own code
+/// (` at /path/to/file.rs:61.`): drops them, for messages meant for people.
+///
+/// ```
+/// let m = "cannot bind [Address in use (os error 98) at /x/tcp.rs:61.] at /y/unicast.rs:338.";
+/// assert_eq!(troupe_protocol::tidy_zenoh_message(m), "cannot bind [Address in use (os error 98)]");
+/// ```
+pub fn tidy_zenoh_message(msg: &str) -> String {
+    let mut out = String::new();
+    let mut rest = msg;
+    while let Some(i) = rest.find(" at ") {
+        let after = &rest[i + 4..];
+        if let Some(j) = after.find(".rs:") {
+            let digits = after[j + 4..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            if digits > 0 && !after[..j].contains(char::is_whitespace) {
+                out.push_str(&rest[..i]);
+                let end = j + 4 + digits;
+                rest = after[end..].strip_prefix('.').unwrap_or(&after[end..]);
+                continue;
+            }
+        }
+        out.push_str(&rest[..i + 4]);
+        rest = after;
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}

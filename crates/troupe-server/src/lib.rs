@@ -102,7 +102,7 @@ impl RunningServer {
         let listen = config.listen.join(", ");
         let zerr = |reason: String| ServerError::Zenoh {
             listen: listen.clone(),
-            reason,
+            reason: troupe_protocol::tidy_zenoh_message(&reason),
         };
         let zc = zenoh_config(&config).map_err(zerr)?;
         let session = zenoh::open(zc).await.map_err(|e| zerr(e.to_string()))?;

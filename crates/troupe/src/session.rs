@@ -119,7 +119,7 @@ impl Session {
             }
             Ok(Err(join)) => return Err(unreachable(format!("opening failed: {join}"))),
             Ok(Ok(Err(e))) => {
-                let why = tidy(&e.to_string());
+                let why = troupe_protocol::tidy_zenoh_message(&e.to_string());
                 return Err(unreachable(
                     if why.starts_with("Unable to connect to any of") {
                         "cannot connect (is a troupe server listening there?)".to_string()
@@ -244,32 +244,6 @@ impl Session {
             None => Err(Error::no_route(server)),
         }
     }
-}
-
-/// A Zenoh error message without the source locations Zenoh appends
-/// (` at /path/to/file.rs:123.`).
-fn tidy(msg: &str) -> String {
-    let mut out = String::new();
-    let mut rest = msg;
-    while let Some(i) = rest.find(" at ") {
-        let after = &rest[i + 4..];
-        if let Some(j) = after.find(".rs:") {
-            let digits = after[j + 4..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            if digits > 0 && !after[..j].contains(char::is_whitespace) {
-                out.push_str(&rest[..i]);
-                let end = j + 4 + digits;
-                rest = after[end..].strip_prefix('.').unwrap_or(&after[end..]);
-                continue;
-            }
-        }
-        out.push_str(&rest[..i + 4]);
-        rest = after;
-    }
-    out.push_str(rest);
-    out.trim().to_string()
 }
 
 /// Decodes the payload of a control reply of `server` to `op`.
@@ -430,12 +404,18 @@ mod tests {
                  Connection refused (os error 111) at /r/zenoh-link-commons-1.10.2/src/tcp.rs:105.] \
                  at /r/zenoh-link-commons-1.10.2/src/tcp.rs:133. at /r/src/unicast.rs:287.";
         assert_eq!(
-            tidy(m),
+            troupe_protocol::tidy_zenoh_message(m),
             "Can not create a new TCP link bound to tcp/127.0.0.1:1: [127.0.0.1:1: \
              Connection refused (os error 111)]"
         );
-        assert_eq!(tidy("look at this"), "look at this");
-        assert_eq!(tidy("x at y.rs:z"), "x at y.rs:z");
+        assert_eq!(
+            troupe_protocol::tidy_zenoh_message("look at this"),
+            "look at this"
+        );
+        assert_eq!(
+            troupe_protocol::tidy_zenoh_message("x at y.rs:z"),
+            "x at y.rs:z"
+        );
     }
 
     #[test]
