@@ -10,12 +10,30 @@
 //! program; 200 instances started and stopped), `control` (control
 //! operations per second), `mem` (server resident memory, idle and with 200
 //! instances). The server runs as a separate process, as a user runs it.
+//!
+//! Transport scenarios, troupe's floor (raw TCP) and peers (raw Zenoh,
+//! libzmq with the `zmq` feature) measured side by side: `rtt`
+//! (request/reply round trips, p50/p90/p99, both ends on one CPU and
+//! unpinned), `thr` (one publisher to one subscriber, messages/s and
+//! bytes/s), `fanout` (one publisher to 1, 10, 100 subscribers). Each far
+//! end is this program re-executed as `--peer KIND PLACEMENT ARGS...`.
+//!
 //! `--quick` runs each scenario briefly and asserts nothing about speed.
 
+mod fanout;
+mod peer;
+mod pin;
 mod report;
+mod rtt;
 mod server_proc;
 mod spawn;
 mod stats;
+mod tcp;
+mod thr;
+mod wire;
+mod zenoh_raw;
+#[cfg(feature = "zmq")]
+mod zmq_peer;
 
 use clap::Parser;
 use std::path::PathBuf;
@@ -31,17 +49,29 @@ struct Args {
     /// Also write the figures as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Scenarios to run (default: all): spawn, control, mem.
+    /// Scenarios to run (default: all): spawn, control, mem, rtt, thr,
+    /// fanout.
     scenarios: Vec<String>,
     /// Internal: run a server on this configuration file and port.
     #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
     serve: Option<Vec<String>>,
+    /// Internal: run the far end of a transport scenario.
+    #[arg(long, hide = true, num_args = 2.., allow_hyphen_values = true, value_name = "KIND PLACEMENT ARGS")]
+    peer: Option<Vec<String>>,
 }
 
-const ALL: [&str; 3] = ["spawn", "control", "mem"];
+const ALL: [&str; 6] = ["spawn", "control", "mem", "rtt", "thr", "fanout"];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(peer) = &args.peer {
+        // No runtime of ours: a peer starts only the threads its transport
+        // needs, after pinning itself.
+        return peer::run(peer).map_err(|e| {
+            eprintln!("troupe-bench peer {}: {e:#}", peer.join(" "));
+            e
+        });
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -69,6 +99,9 @@ fn main() -> anyhow::Result<()> {
                 "spawn" => spawn::spawn(&mut report, args.quick).await?,
                 "control" => spawn::control(&mut report, args.quick).await?,
                 "mem" => spawn::mem(&mut report, args.quick).await?,
+                "rtt" => rtt::rtt(&mut report, args.quick).await?,
+                "thr" => thr::thr(&mut report, args.quick).await?,
+                "fanout" => fanout::fanout(&mut report, args.quick).await?,
                 _ => unreachable!("checked above"),
             }
         }

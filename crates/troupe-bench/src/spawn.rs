@@ -49,6 +49,8 @@ fn row(
         unit: unit.into(),
         floor,
         detail,
+        placement: None,
+        peers: Vec::new(),
     }
 }
 

@@ -1,0 +1,196 @@
+//! `rtt`: request/reply round trips, one after the other, between the bench
+//! and a far end in another process; p50, p90 and p99 per message size, both
+//! ends on one CPU and then unpinned.
+//!
+//! A subject is one way of making round trips ([`RttSubject`]); adding one
+//! is one implementation and one line in [`subjects`].
+
+use crate::pin::Placement;
+use crate::report::{figure, Report, Role, Row};
+use crate::stats::Latency;
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+/// One way of making request/reply round trips with a far end that runs as
+/// a separate process.
+pub trait RttSubject: Send + Sync {
+    /// The row's subject (`raw TCP`, `raw Zenoh get/queryable`, ...).
+    fn name(&self) -> &'static str;
+    /// The floor, a peer, or troupe.
+    fn role(&self) -> Role;
+    /// The topology, in a few words (in every row's detail).
+    fn topology(&self) -> &'static str;
+    /// How it is measured: topology and settings (a note under the table).
+    fn method(&self) -> String;
+    /// Starts the far end placed as `placement` and connects to it. Called
+    /// while the bench is not pinned; the bench pins itself afterwards.
+    fn open(&self, placement: Placement) -> BoxFuture<'_, anyhow::Result<Box<dyn RttLink>>>;
+}
+
+/// A connection to a far end that answers every request.
+pub trait RttLink: Send {
+    /// Makes `n` round trips of `size`-byte messages one after the other
+    /// and returns the duration of each; every wait is bounded.
+    fn round_trips(
+        &mut self,
+        size: usize,
+        n: usize,
+    ) -> BoxFuture<'_, anyhow::Result<Vec<Duration>>>;
+}
+
+/// Every subject of the scenario, the floor first.
+fn subjects() -> Vec<Box<dyn RttSubject>> {
+    vec![
+        Box::new(crate::tcp::RttTcp),
+        Box::new(crate::zenoh_raw::RttGet),
+        Box::new(crate::zenoh_raw::RttPingPong),
+        #[cfg(feature = "zmq")]
+        Box::new(crate::zmq_peer::RttReqRep),
+        // The troupe subjects go here, one `RttSubject` each, with
+        // `Role::Troupe`, when the patterns exist: the requester/responder
+        // (a request and its reply) and the channel's synchronous send (a
+        // send and its reply).
+    ]
+}
+
+/// Message sizes: 8 B, 1 KiB, 64 KiB, 1 MiB (quick: 8 B and 64 KiB).
+pub fn sizes(quick: bool) -> Vec<usize> {
+    if quick {
+        vec![8, 64 << 10]
+    } else {
+        vec![8, 1 << 10, 64 << 10, 1 << 20]
+    }
+}
+
+/// Warm-up round trips and measured ones for a size: 10,000 samples after
+/// 1,000 (1 MiB: 1,000 after 100); quick: 300 after 30.
+fn samples(quick: bool, size: usize) -> (usize, usize) {
+    match (quick, size >= 1 << 20) {
+        (true, _) => (30, 300),
+        (false, false) => (1_000, 10_000),
+        (false, true) => (100, 1_000),
+    }
+}
+
+/// `8 B`, `1 KiB`, `64 KiB`, `1 MiB`.
+pub fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+struct Measured {
+    subject: &'static str,
+    topology: &'static str,
+    role: Role,
+    placement: Placement,
+    size: usize,
+    latency: Latency,
+}
+
+/// The `rtt` scenario.
+///
+/// # Errors
+///
+/// A subject failed to start or to answer in time.
+pub async fn rtt(report: &mut Report, quick: bool) -> anyhow::Result<()> {
+    let mut all = Vec::new();
+    for subject in subjects() {
+        report.note(format!("rtt, {}: {}", subject.name(), subject.method()));
+        for placement in Placement::both()? {
+            let mut link = subject.open(placement).await?;
+            let _pinned = placement.apply()?;
+            for size in sizes(quick) {
+                let (warm, n) = samples(quick, size);
+                link.round_trips(size, warm).await?;
+                let mut s = link.round_trips(size, n).await?;
+                anyhow::ensure!(
+                    s.len() == n,
+                    "{}: {} samples of {n}",
+                    subject.name(),
+                    s.len()
+                );
+                let latency = Latency::of(&mut s);
+                println!(
+                    "  rtt      {:<30} {:<8} {:>7}: p50 {} us, p99 {} us",
+                    subject.name(),
+                    placement.to_string(),
+                    size_label(size),
+                    figure(latency.p50_us),
+                    figure(latency.p99_us),
+                );
+                all.push(Measured {
+                    subject: subject.name(),
+                    topology: subject.topology(),
+                    role: subject.role(),
+                    placement,
+                    size,
+                    latency,
+                });
+            }
+        }
+    }
+    if !cfg!(feature = "zmq") {
+        report.note(ZMQ_ABSENT);
+    }
+    report.note(
+        "rtt: figure = p50 of one round trip; ratios are to p50s (p99 vs floor in the detail); \
+         `1 cpu`: the bench and the far end, every thread of both, pinned to one CPU",
+    );
+    let rows = all
+        .iter()
+        .map(|m| {
+            let floor = all
+                .iter()
+                .find(|f| f.role == Role::Floor && f.size == m.size && f.placement == m.placement);
+            let p99_vs = match floor {
+                Some(f) if m.role != Role::Floor && f.latency.p99_us > 0.0 => {
+                    format!(" ({:.2}x floor)", m.latency.p99_us / f.latency.p99_us)
+                }
+                _ => String::new(),
+            };
+            let l = &m.latency;
+            let row = Row {
+                scenario: "rtt".into(),
+                case: format!("{} round trip, p50", size_label(m.size)),
+                subject: m.subject.into(),
+                value: l.p50_us,
+                unit: "us".into(),
+                floor: None,
+                detail: format!(
+                    "p90 {} us, p99 {} us{p99_vs}, n={}; {}",
+                    figure(l.p90_us),
+                    figure(l.p99_us),
+                    l.n,
+                    m.topology
+                ),
+                placement: Some(m.placement.to_string()),
+                peers: Vec::new(),
+            };
+            (m.role, row)
+        })
+        .collect();
+    report.add_compared(rows);
+    Ok(())
+}
+
+/// The note when the libzmq rows are absent.
+pub const ZMQ_ABSENT: &str = "libzmq rows absent: troupe-bench was built without its `zmq` \
+     feature (apt-get install libzmq3-dev pkg-config; cargo run --release -p troupe-bench \
+     --features zmq)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_have_short_labels() {
+        assert_eq!(size_label(8), "8 B");
+        assert_eq!(size_label(1024), "1 KiB");
+        assert_eq!(size_label(64 << 10), "64 KiB");
+        assert_eq!(size_label(1 << 20), "1 MiB");
+        assert_eq!(size_label(1000), "1000 B");
+    }
+}
