@@ -9,6 +9,12 @@ use std::time::{Duration, Instant};
 /// set, the server first allocates and touches that much heap, to show that
 /// spawning does not slow down as the server grows (`posix_spawn`, no fork).
 pub async fn serve(config: &str, endpoint: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TROUPE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let ballast_mib: usize = std::env::var("TROUPE_BENCH_BALLAST_MIB")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use troupe::State;
 
 const CONFIG: &str = r#"
-keep_terminated = 100
+keep_terminated = 1000
 [[app]]
 name = "true"
 executable = "true"
