@@ -366,8 +366,8 @@ mod tests {
         assert_eq!(l("tcp/[::1]:7447").as_deref(), Some("tcp/[::1]:0"));
         assert_eq!(l("tcp/localhost:1?x=y").as_deref(), Some("tcp/localhost:0"));
         assert_eq!(
-            l("tcp/10.0.0.1:7447#iface=lo").as_deref(),
-            Some("tcp/10.0.0.1:0")
+            l("tcp/host2.example:7447#iface=lo").as_deref(),
+            Some("tcp/host2.example:0")
         );
         assert_eq!(l("unixsock-stream//tmp/t.sock"), None);
         assert_eq!(l("tcp/nohost"), None);

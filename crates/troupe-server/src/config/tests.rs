@@ -130,14 +130,14 @@ fn clean_names_are_valid() {
 fn server_keys() {
     let c = parse(
         "name = \"s1\"\nlisten = [\"tcp/0.0.0.0:7447\", \"unixsock-stream//tmp/t.sock\"]\n\
-         connect = [\"tcp/10.0.0.1:7447\"]\nrealm = \"lab\"\nmax_instances = 8\n\
+         connect = [\"tcp/host2.example:7447\"]\nrealm = \"lab\"\nmax_instances = 8\n\
          log_dir = \"logs\"\nkeep_terminated = 0\noutput_ring = 1\n",
     );
     assert_eq!(
         c.listen,
         ["tcp/0.0.0.0:7447", "unixsock-stream//tmp/t.sock"]
     );
-    assert_eq!(c.connect, ["tcp/10.0.0.1:7447"]);
+    assert_eq!(c.connect, ["tcp/host2.example:7447"]);
     assert_eq!((c.realm.as_str(), c.max_instances), ("lab", Some(8)));
     assert_eq!(c.log_dir, Some(PathBuf::from("/base/logs")));
     assert_eq!((c.keep_terminated, c.output_ring), (0, 1));
