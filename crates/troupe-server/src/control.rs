@@ -310,7 +310,7 @@ async fn settle(inst: &Instance, done: impl Fn(State) -> bool) {
 }
 
 fn check_capacity(shared: &Shared, reg: &crate::instance::Registry) -> Result<(), ControlError> {
-    if reg.closed || shared.is_shutting_down() {
+    if shared.is_shutting_down() {
         return Err(err(
             ErrorKind::Refused,
             format!("server {} is shutting down", shared.name()),

@@ -80,8 +80,6 @@ pub(crate) struct Registry {
     next_id: u64,
     instances: BTreeMap<u64, Arc<Instance>>,
     terminated: VecDeque<u64>,
-    /// No new instance once shutdown began.
-    pub(crate) closed: bool,
 }
 
 impl Registry {
@@ -222,7 +220,6 @@ impl Shared {
                 info.reason = reason.clone();
                 if state.is_terminal() {
                     info.ended_ms = Some(time_ms);
-                    info.has_result = inst.result.lock().expect("result lock").is_some();
                 }
                 if info.history.len() >= HISTORY {
                     info.history.remove(1);

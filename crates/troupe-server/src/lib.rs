@@ -194,11 +194,9 @@ impl RunningServer {
     pub async fn shutdown(mut self) {
         let shared = self.shared.clone();
         shared.shutting_down.store(true, Ordering::SeqCst);
-        let live: Vec<_> = {
-            let mut reg = shared.registry();
-            reg.closed = true;
-            reg.live().cloned().collect()
-        };
+        // Set before the registry is read: a start that takes the registry
+        // lock later is refused; one that took it earlier is in `live`.
+        let live: Vec<_> = shared.registry().live().cloned().collect();
         tracing::info!(
             server = shared.name(),
             live = live.len(),
@@ -228,10 +226,19 @@ impl RunningServer {
         // Let the last events go out before the runtime closes.
         tokio::time::sleep(Duration::from_millis(50)).await;
         shared.guardian.close();
-        if let Some(token) = self.token.take() {
-            let _ = token.undeclare().await;
+        // Closing Zenoh is bounded too: a shutdown must end.
+        let close = async {
+            if let Some(token) = self.token.take() {
+                let _ = token.undeclare().await;
+            }
+            let _ = shared.session.close().await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), close)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the zenoh runtime did not close within 5 s");
         }
-        let _ = shared.session.close().await;
         for t in self.tasks.drain(..) {
             t.abort();
         }
