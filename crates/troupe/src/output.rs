@@ -9,6 +9,7 @@ use crate::session::Session;
 use futures::future::BoxFuture;
 use futures::{Stream, StreamExt as _};
 use std::collections::VecDeque;
+use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,6 +23,13 @@ use zenoh::pubsub::Subscriber;
 /// are dropped on Zenoh's thread (never blocking it) and the stream fetches
 /// the missing lines from the server's ring.
 const LIVE_QUEUE: usize = 1024;
+
+/// After this long without a live line, the stream asks the server's ring
+/// for lines after the last one it has. The server publishes output with
+/// `Drop` congestion control, so a batch can be lost under load; a gap is
+/// usually noticed at the next line, but when the lost batch was the last
+/// one for a while, only this check finds it.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 /// What the subscriptions of an output stream deliver.
 #[derive(Debug)]
@@ -87,6 +95,8 @@ pub struct OutputStream {
     server_died: bool,
     /// Why the stream ended early, until `next_timeout` reports it.
     failure: Option<Error>,
+    /// When to check the ring if the live stream stays quiet ([`IDLE_CHECK`]).
+    idle: Pin<Box<tokio::time::Sleep>>,
     _subscribers: [Subscriber<()>; 3],
 }
 
@@ -172,6 +182,7 @@ impl OutputStream {
             done: false,
             server_died: false,
             failure: None,
+            idle: Box::pin(tokio::time::sleep(IDLE_CHECK)),
             _subscribers: [live, events, alive],
         };
         let history = fetch(&stream.session, &stream.server, id, 0, timeout).await?;
@@ -347,6 +358,8 @@ impl Stream for OutputStream {
             }
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(Live::Batch(batch))) => {
+                    let next_check = tokio::time::Instant::now() + IDLE_CHECK;
+                    this.idle.as_mut().reset(next_check);
                     this.pending.extend(batch.lines);
                     this.last_due |= batch.end;
                 }
@@ -362,6 +375,13 @@ impl Stream for OutputStream {
                     }
                     if this.flags.overflow.swap(false, Ordering::AcqRel) {
                         // Batches were dropped here: re-read from the ring.
+                        this.start_fetch(Fetch::Gap);
+                        continue;
+                    }
+                    if this.idle.as_mut().poll(cx).is_ready() {
+                        // Quiet for a while: a lost last batch is in the ring.
+                        let next_check = tokio::time::Instant::now() + IDLE_CHECK;
+                        this.idle.as_mut().reset(next_check);
                         this.start_fetch(Fetch::Gap);
                         continue;
                     }

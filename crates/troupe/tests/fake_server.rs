@@ -646,3 +646,46 @@ async fn output_ends_with_an_error_when_the_server_stops_answering() {
     assert!(!out.server_died());
     assert!(out.next_timeout(d).await.unwrap().is_none());
 }
+
+/// A live batch lost while the app keeps running (and prints nothing more)
+/// is read from the ring once the stream has been quiet for a while.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_last_batch_is_read_from_the_ring_while_the_instance_runs() {
+    let fake = Fake::start(move |_s, body| match body {
+        RequestBody::Info { id } => json(info(id, "quiet", State::Running)),
+        RequestBody::Output { id, after_seq: 0 } => json(OutputBatch {
+            id,
+            lines: lines(1..=1),
+            end: false,
+            dropped_upto: 0,
+        }),
+        // Line 2 was never seen live: only the ring has it.
+        RequestBody::Output { id, after_seq: 1 } => json(OutputBatch {
+            id,
+            lines: lines(1..=2),
+            end: false,
+            dropped_upto: 0,
+        }),
+        RequestBody::Output { id, .. } => json(OutputBatch {
+            id,
+            lines: Vec::new(),
+            end: false,
+            dropped_upto: 0,
+        }),
+        _ => Answer::Hold,
+    })
+    .await;
+    let server = fake.connect().await;
+    let quiet = bounded(server.instance(4)).await.unwrap();
+    let mut out = bounded(quiet.output()).await.unwrap();
+    let d = Duration::from_secs(5);
+    assert_eq!(out.next_timeout(d).await.unwrap().unwrap().seq, 1);
+    // No terminal state, no later line: only the idle check can find line 2.
+    assert_eq!(out.next_timeout(d).await.unwrap().unwrap().seq, 2);
+    // Then the stream waits quietly (it checks again, finds nothing).
+    assert!(out
+        .next_timeout(Duration::from_millis(2500))
+        .await
+        .unwrap_err()
+        .is_timeout());
+}
