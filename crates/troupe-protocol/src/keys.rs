@@ -11,7 +11,19 @@
 //! <realm>/@/<server>/<app>/<id>/out         output batches of an instance (JSON)
 //! <realm>/alive/srv/<server>                liveliness token of a server
 //! <realm>/alive/inst/<server>/<id>          liveliness token held by a connected instance
+//!
+//! <realm>/@/<server>/<app>/<id>/pub/<name>               messages of a publisher
+//! <realm>/@/<server>/<app>/<id>/pub/<name>/ack/<member>  a subscriber's acknowledgements
+//! <realm>/@/<server>/<app>/<id>/rep/<name>/<member>      requests to one worker of a responder
+//! <realm>/@/reply/<member>                               replies to one requester
+//! <realm>/alive/ep/<server>/<id>/<kind>/<name>/<member>  the members of an endpoint
 //! ```
+//!
+//! An *endpoint* is a named publisher (`kind` = `pub`) or responder (`rep`)
+//! of an instance. Its *members* are the processes taking part in it, each
+//! holding a liveliness token: the publisher itself (`o-...`), its
+//! subscribers (`s-...`), the workers of a responder (`w-...`). Member ids
+//! are a role letter, the Zenoh id of the session and a counter.
 
 /// Builds the key expressions of one realm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +88,125 @@ impl Keys {
     pub fn all_instances_alive(&self, server: &str) -> String {
         format!("{}/alive/inst/{server}/*", self.realm)
     }
+
+    /// The data key of an endpoint of an instance: the messages of a
+    /// publisher, or the prefix of the request keys of a responder's workers.
+    pub fn endpoint(
+        &self,
+        server: &str,
+        app: &str,
+        id: u64,
+        kind: EndpointKind,
+        name: &str,
+    ) -> String {
+        format!(
+            "{}/@/{server}/{app}/{id}/{}/{name}",
+            self.realm,
+            kind.as_str()
+        )
+    }
+
+    /// The liveliness token of one member of an endpoint.
+    pub fn member_alive(
+        &self,
+        server: &str,
+        id: u64,
+        kind: EndpointKind,
+        name: &str,
+        member: &str,
+    ) -> String {
+        format!(
+            "{}/alive/ep/{server}/{id}/{}/{name}/{member}",
+            self.realm,
+            kind.as_str()
+        )
+    }
+
+    /// The liveliness tokens of all members of an endpoint.
+    pub fn all_members_alive(
+        &self,
+        server: &str,
+        id: u64,
+        kind: EndpointKind,
+        name: &str,
+    ) -> String {
+        format!(
+            "{}/alive/ep/{server}/{id}/{}/{name}/*",
+            self.realm,
+            kind.as_str()
+        )
+    }
+
+    /// The liveliness tokens of every member of every endpoint of `server`
+    /// (`*` for every server).
+    pub fn all_endpoints_alive(&self, server: &str) -> String {
+        format!("{}/alive/ep/{server}/**", self.realm)
+    }
+
+    /// The key on which one requester receives its replies.
+    pub fn reply(&self, member: &str) -> String {
+        format!("{}/@/reply/{member}", self.realm)
+    }
+}
+
+/// The kinds of endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndpointKind {
+    /// A publisher, followed by subscribers.
+    Publisher,
+    /// A responder, served by workers and called by requesters.
+    Responder,
+}
+
+impl EndpointKind {
+    /// The key chunk of the kind: `pub` or `rep`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointKind::Publisher => "pub",
+            EndpointKind::Responder => "rep",
+        }
+    }
+
+    /// The kind of a key chunk.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pub" => Some(EndpointKind::Publisher),
+            "rep" => Some(EndpointKind::Responder),
+            _ => None,
+        }
+    }
+}
+
+/// The roles of the members of an endpoint, the first letter of a member id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// The publisher itself (`o`).
+    Owner,
+    /// A subscriber of a publisher (`s`).
+    Subscriber,
+    /// A worker of a responder (`w`).
+    Worker,
+}
+
+impl Role {
+    /// The prefix letter of the role's member ids.
+    pub fn letter(self) -> char {
+        match self {
+            Role::Owner => 'o',
+            Role::Subscriber => 's',
+            Role::Worker => 'w',
+        }
+    }
+
+    /// The role of a member id, from its first letter.
+    pub fn of(member: &str) -> Option<Role> {
+        match member.as_bytes().first()? {
+            b'o' => Some(Role::Owner),
+            b's' => Some(Role::Subscriber),
+            b'w' => Some(Role::Worker),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -91,5 +222,22 @@ mod tests {
         assert_eq!(k.output("h", "a", 3), "troupe/@/h/a/3/out");
         assert_eq!(k.server_alive("h"), "troupe/alive/srv/h");
         assert_eq!(k.instance_alive("h", 3), "troupe/alive/inst/h/3");
+        let p = EndpointKind::Publisher;
+        assert_eq!(
+            k.endpoint("h", "a", 3, p, "data"),
+            "troupe/@/h/a/3/pub/data"
+        );
+        assert_eq!(
+            k.member_alive("h", 3, EndpointKind::Responder, "calc", "w-ab-1"),
+            "troupe/alive/ep/h/3/rep/calc/w-ab-1"
+        );
+        assert_eq!(
+            k.all_members_alive("h", 3, p, "data"),
+            "troupe/alive/ep/h/3/pub/data/*"
+        );
+        assert_eq!(k.reply("q-ab-2"), "troupe/@/reply/q-ab-2");
+        assert_eq!(Role::of("s-ab-1"), Some(Role::Subscriber));
+        assert_eq!(Role::of("x"), None);
+        assert_eq!(EndpointKind::parse("rep"), Some(EndpointKind::Responder));
     }
 }

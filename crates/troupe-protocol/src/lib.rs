@@ -8,6 +8,8 @@
 //! - [`names`]: validation of server, application and other names.
 //! - [`keys`]: the key expressions of the troupe namespace.
 //! - [`control`]: control requests and replies (JSON, versioned).
+//! - [`frame`]: the binary frame headers of publish/subscribe and
+//!   request/reply messages.
 //! - [`state`]: the instance lifecycle states and the records built on them.
 //!
 //! ```
@@ -19,6 +21,7 @@
 
 mod b64;
 pub mod control;
+pub mod frame;
 pub mod keys;
 pub mod names;
 pub mod state;

@@ -37,6 +37,11 @@ pub enum Error {
     /// The server's liveliness token went away while waiting on it.
     #[error("server died: {0}")]
     ServerDied(String),
+    /// The other side of a pattern went away: a publisher that ended without
+    /// ending its stream, a responder whose worker died with the request
+    /// pending, an instance that ended before declaring the endpoint asked for.
+    #[error("gone: {0}")]
+    Gone(String),
     /// The server failed (internal error) or does not speak our protocol
     /// version.
     #[error("server error: {0}")]
@@ -68,6 +73,11 @@ impl Error {
     /// Whether this is a [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound(_))
+    }
+
+    /// Whether this is a [`Error::Gone`].
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::Gone(_))
     }
 
     /// Whether the server is gone: [`Error::ServerDied`] or

@@ -3,6 +3,8 @@
 use crate::error::{fmt_duration, Error, Result};
 use crate::events::EventStream;
 use crate::output::OutputStream;
+use crate::pubsub::{Subscriber, SubscriberOptions};
+use crate::reqrep::{Requester, RequesterOptions};
 use crate::server::Server;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -294,6 +296,44 @@ impl Instance {
         };
         let v: Value = self.server.call(body, wait + self.server.timeout()).await?;
         decode_value(v)
+    }
+
+    /// A subscriber of the publisher `name` of this instance. Waits (at
+    /// most the server handle's timeout) for the publisher to exist, so it
+    /// may be made before the publisher.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, [`Error::Timeout`] when the
+    /// publisher did not appear, [`Error::Gone`] when the instance has ended
+    /// without it, [`Error::Zenoh`].
+    pub async fn subscriber(&self, name: &str) -> Result<Subscriber> {
+        Subscriber::declare(self, name, SubscriberOptions::default()).await
+    }
+
+    /// Like [`Instance::subscriber`], with options (wait, queue bound).
+    ///
+    /// # Errors
+    /// As [`Instance::subscriber`].
+    pub async fn subscriber_with(&self, name: &str, opts: SubscriberOptions) -> Result<Subscriber> {
+        Subscriber::declare(self, name, opts).await
+    }
+
+    /// A requester of the responder `name` of this instance. Returns at
+    /// once: the responder need not exist yet (each request waits for it,
+    /// within its deadline).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, [`Error::Zenoh`].
+    pub async fn requester(&self, name: &str) -> Result<Requester> {
+        Requester::declare(self, name, RequesterOptions::default()).await
+    }
+
+    /// Like [`Instance::requester`], with options (deadline).
+    ///
+    /// # Errors
+    /// As [`Instance::requester`].
+    pub async fn requester_with(&self, name: &str, opts: RequesterOptions) -> Result<Requester> {
+        Requester::declare(self, name, opts).await
     }
 
     /// The keys of the instance's store.

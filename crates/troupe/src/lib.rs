@@ -54,11 +54,15 @@
 //! # }
 //! ```
 
+mod endpoint;
 mod error;
 mod events;
 mod feed;
 mod instance;
+mod message;
 mod output;
+pub mod pubsub;
+pub mod reqrep;
 mod server;
 mod session;
 mod this;
@@ -66,7 +70,10 @@ mod this;
 pub use error::{Error, Result};
 pub use events::EventStream;
 pub use instance::Instance;
+pub use message::{Content, Message};
 pub use output::OutputStream;
+pub use pubsub::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
+pub use reqrep::{ReplyStream, Request, Requester, RequesterOptions, Responder};
 pub use server::Server;
 pub use session::{Mode, Session, SessionOptions};
 pub use this::{StopNotifier, This};

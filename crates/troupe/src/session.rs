@@ -69,6 +69,9 @@ struct Inner {
     /// One liveliness watch per server name, shared by every wait of this
     /// session (declaring one per wait costs a round trip).
     alive: std::sync::Mutex<std::collections::HashMap<String, AliveWatch>>,
+    /// Who this session speaks for (`server/app/id`), once a [`crate::This`]
+    /// holds it.
+    identity: std::sync::OnceLock<String>,
 }
 
 /// A server's liveliness as a watch, and the subscription that feeds it.
@@ -137,6 +140,7 @@ impl Session {
                 endpoint: endpoint.to_string(),
                 timeout,
                 alive: Default::default(),
+                identity: Default::default(),
             }),
         })
     }
@@ -162,6 +166,20 @@ impl Session {
         // Another task may have declared one meanwhile: keep the first.
         let entry = map.entry(server.to_string()).or_insert((rx, sub));
         Ok(entry.0.clone())
+    }
+
+    /// Who this session speaks for: `server/app/id` once a
+    /// [`This`](crate::This) holds it, else its Zenoh id.
+    pub fn identity(&self) -> String {
+        match self.inner.identity.get() {
+            Some(id) => id.clone(),
+            None => self.inner.zenoh.zid().to_string(),
+        }
+    }
+
+    /// Records who this session speaks for (first call wins).
+    pub(crate) fn set_identity(&self, identity: String) {
+        let _ = self.inner.identity.set(identity);
     }
 
     /// The endpoint this session connected to.

@@ -1,13 +1,17 @@
 //! The running application's side: [`This`].
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
 use crate::feed;
 use crate::instance::Instance;
+use crate::pubsub::{Publisher, PublisherOptions};
+use crate::reqrep::Responder;
 use crate::server::{self, Server};
 use crate::session::{Mode, Session, SessionOptions};
 use std::fmt;
 use std::sync::Arc;
 use tokio::sync::watch;
+use troupe_protocol::keys::EndpointKind;
 use troupe_protocol::{env, InstanceInfo, RequestBody, State, StateEvent};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
@@ -174,6 +178,7 @@ impl This {
         let _: InstanceInfo = server
             .call(RequestBody::Info { id }, server.timeout())
             .await?;
+        session.set_identity(format!("{}/{app}/{id}", server.name()));
         Ok(This {
             inner: Arc::new(Inner {
                 server,
@@ -209,6 +214,71 @@ impl This {
     /// This instance as seen from outside.
     pub fn instance(&self) -> Instance {
         Instance::new(self.inner.server.clone(), self.inner.id, &self.inner.app)
+    }
+
+    /// Declares the publisher `name` of this instance: a plain one, which
+    /// never waits for subscribers. See [`This::publisher_with`] for a
+    /// synchronised one.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, [`Error::Refused`] when this
+    /// instance already has a publisher of that name, [`Error::Zenoh`].
+    pub async fn publisher(&self, name: &str) -> Result<Publisher> {
+        self.publisher_with(name, PublisherOptions::default()).await
+    }
+
+    /// Declares the publisher `name` with options, for example
+    /// synchronised on n subscribers: `PublisherOptions::synchronised(n)`.
+    ///
+    /// # Errors
+    /// As [`This::publisher`].
+    pub async fn publisher_with(&self, name: &str, opts: PublisherOptions) -> Result<Publisher> {
+        let ep = self.endpoint(EndpointKind::Publisher, name)?;
+        Publisher::declare(ep, opts).await
+    }
+
+    /// Declares a worker of the responder `name` of this instance. Call it
+    /// again (in other tasks) for more workers of the same name: requests
+    /// are spread over them.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, [`Error::Zenoh`].
+    pub async fn responder(&self, name: &str) -> Result<Responder> {
+        let ep = self.endpoint(EndpointKind::Responder, name)?;
+        Responder::declare(ep).await
+    }
+
+    fn endpoint(&self, kind: EndpointKind, name: &str) -> Result<Endpoint> {
+        let server = &self.inner.server;
+        Endpoint::new(
+            server.session().clone(),
+            server.name(),
+            &self.inner.app,
+            self.inner.id,
+            kind,
+            name,
+        )
+    }
+
+    /// Starts an instance of `app` on this instance's server, linked to this
+    /// instance: the server stops it when this instance terminates.
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start(&self, app: &str, args: &[impl AsRef<str>]) -> Result<Instance> {
+        self.inner
+            .server
+            .start_by(app, args, Some(self.inner.id))
+            .await
+    }
+
+    /// Starts an instance of `app` on this instance's server, not linked: it
+    /// outlives this instance. (For another server, use [`Server::start`].)
+    ///
+    /// # Errors
+    /// As [`Server::start`].
+    pub async fn start_unlinked(&self, app: &str, args: &[impl AsRef<str>]) -> Result<Instance> {
+        self.inner.server.start(app, args).await
     }
 
     async fn call<T: serde::de::DeserializeOwned>(&self, body: RequestBody) -> Result<T> {

@@ -1,0 +1,651 @@
+//! Publisher / subscriber: [`Publisher`] (made by
+//! [`This::publisher`](crate::This::publisher)) and [`Subscriber`] (made by
+//! [`Instance::subscriber`](crate::Instance::subscriber)).
+//!
+//! Every message carries a sequence number. A subscriber declares its Zenoh
+//! subscriber before its liveliness token, so a publisher that has seen the
+//! token knows that the subscriber receives what it publishes from then on:
+//! that is how [`Publisher::wait_for_subscribers`] makes startup lossless.
+//!
+//! A *synchronised* publisher is also flow-controlled: each subscriber
+//! acknowledges what its application consumed, every [`ACK_EVERY`] messages,
+//! and the publisher never runs more than its window ahead of the slowest
+//! subscriber. A slow subscriber slows the publisher, and nobody loses
+//! anything. A plain publisher never waits for subscribers: each subscriber
+//! keeps a bounded queue, and when its application does not keep up the
+//! messages that do not fit are dropped *for that subscriber only*, counted
+//! ([`Subscriber::missed`]) and logged.
+
+use crate::endpoint::{self, Endpoint, Members, GONE_GRACE};
+use crate::error::{fmt_duration, Error, Result};
+use crate::instance::Instance;
+use crate::message::Message;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use troupe_protocol::frame::{Frame, FrameType, FLAG_SYNC};
+use troupe_protocol::keys::{EndpointKind, Role};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::qos::CongestionControl;
+
+/// A subscriber of a synchronised publisher acknowledges every this many
+/// consumed messages.
+pub const ACK_EVERY: u64 = 64;
+
+/// The smallest window of a synchronised publisher (twice [`ACK_EVERY`]).
+const MIN_WINDOW: u64 = 2 * ACK_EVERY;
+
+/// Options of a [`Publisher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherOptions {
+    /// Synchronise on this many subscribers: the first message waits until
+    /// they are connected (unless [`Publisher::wait_for_subscribers`] was
+    /// called), and the publisher is flow-controlled: it never runs more than
+    /// `window` messages ahead of its slowest subscriber. `None` (the
+    /// default): a plain publisher, which never waits.
+    pub synchronised: Option<usize>,
+    /// How many messages a synchronised publisher may run ahead of its
+    /// slowest subscriber (default 1024, at least 128).
+    pub window: u64,
+    /// How long one [`Publisher::send`] (and [`Publisher::end`]) may wait for
+    /// slow or missing subscribers (default 30 s).
+    pub send_timeout: Duration,
+}
+
+impl Default for PublisherOptions {
+    fn default() -> Self {
+        Self {
+            synchronised: None,
+            window: 1024,
+            send_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl PublisherOptions {
+    /// A synchronised publisher on `n` subscribers, other options default.
+    pub fn synchronised(n: usize) -> Self {
+        Self {
+            synchronised: Some(n),
+            ..Self::default()
+        }
+    }
+}
+
+/// A named publisher of this instance: see the [module](self) documentation.
+///
+/// Made by [`This::publisher`](crate::This::publisher). `send` takes `&self`
+/// and orders concurrent sends; the messages of one task are received in the
+/// order it sent them. Dropping the publisher without [`Publisher::end`] is
+/// reported to its subscribers as an error, like the death of the process.
+#[derive(Debug)]
+pub struct Publisher {
+    ep: Endpoint,
+    zpub: zenoh::pubsub::Publisher<'static>,
+    members: Members,
+    acks: Arc<Acks>,
+    opts: PublisherOptions,
+    seq: tokio::sync::Mutex<PubState>,
+    _ack_sub: zenoh::pubsub::Subscriber<()>,
+    _token: LivelinessToken,
+}
+
+#[derive(Debug, Default)]
+struct PubState {
+    /// The sequence number of the last message sent.
+    last: u64,
+    /// The synchronisation on n subscribers was reached once.
+    reached: bool,
+}
+
+/// What the subscribers of a synchronised publisher acknowledged.
+#[derive(Debug, Default)]
+struct Acks {
+    /// Per subscriber member: the last consumed sequence number, and whether
+    /// it acknowledged the end.
+    seen: Mutex<HashMap<String, (u64, bool)>>,
+    changed: Notify,
+}
+
+impl Publisher {
+    pub(crate) async fn declare(ep: Endpoint, opts: PublisherOptions) -> Result<Publisher> {
+        let session = ep.session.clone();
+        // Two publishers of one name in one instance would mix their
+        // streams. (Two declared at the same moment are not caught here; each
+        // subscriber follows one of them.)
+        if ep.has_member(Role::Owner).await? {
+            return Err(Error::Refused(format!("{} already exists", ep.label())));
+        }
+        let members = ep.members().await?;
+        let key = ep.data_key();
+        let zpub = session
+            .zenoh()
+            .declare_publisher(key.clone())
+            .congestion_control(CongestionControl::Block)
+            .await
+            .map_err(Error::Zenoh)?;
+        let acks = Arc::new(Acks::default());
+        let ack_sub = {
+            let acks = acks.clone();
+            session
+                .zenoh()
+                .declare_subscriber(format!("{key}/ack/*"))
+                .callback(move |sample| {
+                    let Some(member) = sample.key_expr().as_str().rsplit('/').next() else {
+                        return;
+                    };
+                    let Some((frame, _)) = endpoint::decode(&sample) else {
+                        return;
+                    };
+                    let mut seen = acks.seen.lock().expect("acks lock");
+                    let entry = seen.entry(member.to_string()).or_insert((0, false));
+                    match frame.kind {
+                        FrameType::Ack => entry.0 = entry.0.max(frame.seq),
+                        FrameType::EndAck => *entry = (entry.0.max(frame.seq), true),
+                        _ => return,
+                    }
+                    drop(seen);
+                    acks.changed.notify_waiters();
+                })
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        let member = endpoint::new_member(&session, Role::Owner);
+        let token = ep.declare_member(&member).await?;
+        let opts = PublisherOptions {
+            window: opts.window.max(MIN_WINDOW),
+            ..opts
+        };
+        Ok(Publisher {
+            ep,
+            zpub,
+            members,
+            acks,
+            opts,
+            seq: Default::default(),
+            _ack_sub: ack_sub,
+            _token: token,
+        })
+    }
+
+    /// The publisher's name.
+    pub fn name(&self) -> &str {
+        &self.ep.name
+    }
+
+    /// Whether it is synchronised (flow-controlled).
+    pub fn is_synchronised(&self) -> bool {
+        self.opts.synchronised.is_some()
+    }
+
+    /// The number of subscribers connected now.
+    pub fn subscribers(&self) -> usize {
+        self.members.of_role(Role::Subscriber).len()
+    }
+
+    /// Waits until at least `n` subscribers are connected, at most `timeout`;
+    /// the number connected then. From then on each of them receives every
+    /// message sent.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when fewer than `n` came.
+    pub async fn wait_for_subscribers(&self, n: usize, timeout: Duration) -> Result<usize> {
+        match self
+            .members
+            .wait_for(Role::Subscriber, n, Instant::now() + timeout)
+            .await
+        {
+            Some(count) => {
+                self.seq.lock().await.reached = true;
+                Ok(count)
+            }
+            None => Err(Error::Timeout(format!(
+                "{}: {} of {n} subscribers after {}",
+                self.ep.label(),
+                self.subscribers(),
+                fmt_duration(timeout)
+            ))),
+        }
+    }
+
+    /// Publishes `message`. A synchronised publisher first waits (at most
+    /// its `send_timeout`) for its subscribers, and for the slowest one to
+    /// come within its window.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when a synchronised publisher waited too long,
+    /// [`Error::Zenoh`].
+    pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
+        let message = message.into();
+        let mut state = self.seq.lock().await;
+        let seq = state.last + 1;
+        let mut frame = endpoint::frame_for(
+            FrameType::Data,
+            seq,
+            message.content(),
+            message.header().map(<[u8]>::to_vec),
+        );
+        if let Some(n) = self.opts.synchronised {
+            let deadline = Instant::now() + self.opts.send_timeout;
+            if !state.reached {
+                if self
+                    .members
+                    .wait_for(Role::Subscriber, n, deadline)
+                    .await
+                    .is_none()
+                {
+                    return Err(Error::Timeout(format!(
+                        "{}: {} of {n} subscribers after {}",
+                        self.ep.label(),
+                        self.subscribers(),
+                        fmt_duration(self.opts.send_timeout)
+                    )));
+                }
+                state.reached = true;
+            }
+            self.wait_window(seq, deadline).await?;
+            frame.flags |= FLAG_SYNC;
+        }
+        self.zpub
+            .put(message.into_body())
+            .attachment(endpoint::attachment(&frame)?)
+            .await
+            .map_err(Error::Zenoh)?;
+        state.last = seq;
+        Ok(())
+    }
+
+    /// Waits until every subscriber acknowledged up to `seq - window`.
+    async fn wait_window(&self, seq: u64, deadline: Instant) -> Result<()> {
+        let mut changes = self.members.changes();
+        loop {
+            let notified = self.acks.changed.notified();
+            let slowest = {
+                let subs = self.members.of_role(Role::Subscriber);
+                let mut seen = self.acks.seen.lock().expect("acks lock");
+                seen.retain(|m, _| subs.contains(m));
+                // A subscriber first seen now starts from here.
+                subs.iter()
+                    .map(|m| (seen.entry(m.clone()).or_insert((seq - 1, false)).0, m))
+                    .min()
+                    .map(|(acked, m)| (acked, m.clone()))
+            };
+            match slowest {
+                Some((acked, member)) if seq - acked > self.opts.window => {
+                    tokio::select! {
+                        () = notified => {}
+                        _ = changes.changed() => {}
+                        () = tokio::time::sleep_until(deadline) => {
+                            return Err(Error::Timeout(format!(
+                                "{}: subscriber {member} consumed nothing for {}",
+                                self.ep.label(),
+                                fmt_duration(self.opts.send_timeout)
+                            )));
+                        }
+                    }
+                }
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Ends the stream: each subscriber's `recv` then gives `None`. Waits (at
+    /// most `send_timeout`) until every subscriber connected now has received
+    /// the end, so that the process may exit at once.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when a subscriber did not confirm the end in time
+    /// (it may still get it), [`Error::Zenoh`].
+    pub async fn end(self) -> Result<()> {
+        let mut state = self.seq.lock().await;
+        let seq = state.last + 1;
+        let mut frame = Frame::new(FrameType::End, seq);
+        if self.opts.synchronised.is_some() {
+            frame.flags |= FLAG_SYNC;
+        }
+        self.zpub
+            .put(Vec::<u8>::new())
+            .attachment(endpoint::attachment(&frame)?)
+            .await
+            .map_err(Error::Zenoh)?;
+        state.last = seq;
+        let deadline = Instant::now() + self.opts.send_timeout;
+        let mut changes = self.members.changes();
+        loop {
+            let notified = self.acks.changed.notified();
+            let missing: Vec<String> = {
+                let seen = self.acks.seen.lock().expect("acks lock");
+                self.members
+                    .of_role(Role::Subscriber)
+                    .into_iter()
+                    .filter(|m| !seen.get(m).is_some_and(|(s, end)| *end && *s >= seq))
+                    .collect()
+            };
+            if missing.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                () = notified => {}
+                _ = changes.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return Err(Error::Timeout(format!(
+                        "{}: {} subscriber(s) did not confirm the end within {}",
+                        self.ep.label(),
+                        missing.len(),
+                        fmt_duration(self.opts.send_timeout)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Options of a [`Subscriber`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberOptions {
+    /// How long to wait for the publisher to exist (default: the server
+    /// handle's timeout).
+    pub timeout: Option<Duration>,
+    /// How many received messages may wait to be read from a plain
+    /// publisher before the next ones are dropped and counted (default
+    /// 10,000). A synchronised publisher never overflows it.
+    pub queue: usize,
+}
+
+impl Default for SubscriberOptions {
+    fn default() -> Self {
+        Self {
+            timeout: None,
+            queue: 10_000,
+        }
+    }
+}
+
+/// What the Zenoh callback hands to the subscriber.
+enum Item {
+    Data(Frame, Vec<u8>),
+    End,
+}
+
+/// A subscriber of a publisher of an instance: see the [module](self)
+/// documentation.
+///
+/// Made by [`Instance::subscriber`]. [`Subscriber::recv`] gives the messages
+/// in order, `None` at the end of the stream, and [`Error::Gone`] when the
+/// publisher went away without ending it.
+#[derive(Debug)]
+pub struct Subscriber {
+    ep: Endpoint,
+    owner: String,
+    member: String,
+    members: Members,
+    rx: mpsc::UnboundedReceiver<Item>,
+    queued: Arc<AtomicUsize>,
+    overflow: Arc<AtomicU64>,
+    /// The sequence number expected next.
+    next: Option<u64>,
+    missed: u64,
+    consumed: u64,
+    acked: u64,
+    ended: bool,
+    failed: Option<String>,
+    _sub: zenoh::pubsub::Subscriber<()>,
+    _token: LivelinessToken,
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Item::Data(fr, b) => write!(f, "Data({}, {} bytes)", fr.seq, b.len()),
+            Item::End => write!(f, "End"),
+        }
+    }
+}
+
+impl Subscriber {
+    pub(crate) async fn declare(
+        instance: &Instance,
+        name: &str,
+        opts: SubscriberOptions,
+    ) -> Result<Subscriber> {
+        let ep = Endpoint::of(instance, EndpointKind::Publisher, name)?;
+        let timeout = opts.timeout.unwrap_or(instance.server().timeout());
+        let deadline = Instant::now() + timeout;
+        let session = ep.session.clone();
+        let members = ep.members().await?;
+        let member = endpoint::new_member(&session, Role::Subscriber);
+        let key = ep.data_key();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let overflow = Arc::new(AtomicU64::new(0));
+        let sub = {
+            let (queued, overflow) = (queued.clone(), overflow.clone());
+            let capacity = opts.queue.max(1);
+            let zenoh = session.zenoh().clone();
+            let ack_key = format!("{key}/ack/{member}");
+            let runtime = tokio::runtime::Handle::current();
+            session
+                .zenoh()
+                .declare_subscriber(key)
+                .callback(move |sample| {
+                    let Some((frame, body)) = endpoint::decode(&sample) else {
+                        return;
+                    };
+                    match frame.kind {
+                        FrameType::Data => {
+                            if !frame.is_sync() && queued.load(Ordering::Relaxed) >= capacity {
+                                overflow.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            queued.fetch_add(1, Ordering::Relaxed);
+                            let _ = tx.send(Item::Data(frame, body));
+                        }
+                        FrameType::End => {
+                            let _ = tx.send(Item::End);
+                            // Confirm the end at once, from here: the
+                            // publisher may be waiting to exit.
+                            let ack = Frame::new(FrameType::EndAck, frame.seq);
+                            let (zenoh, key) = (zenoh.clone(), ack_key.clone());
+                            runtime.spawn(async move {
+                                if let Ok(att) = endpoint::attachment(&ack) {
+                                    let put = zenoh
+                                        .put(key, Vec::<u8>::new())
+                                        .attachment(att)
+                                        .congestion_control(CongestionControl::Block);
+                                    if let Err(e) = put.await {
+                                        tracing::debug!(error = %e, "end acknowledgement not sent");
+                                    }
+                                }
+                            });
+                        }
+                        _ => {}
+                    }
+                })
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        // The subscriber is declared: now the token that says so.
+        let token = ep.declare_member(&member).await?;
+        if members.wait_for(Role::Owner, 1, deadline).await.is_none() {
+            return Err(ep.not_there(timeout).await);
+        }
+        let owner = members
+            .of_role(Role::Owner)
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Gone(format!("{} went away", ep.label())))?;
+        Ok(Subscriber {
+            ep,
+            owner,
+            member,
+            members,
+            rx,
+            queued,
+            overflow,
+            next: None,
+            missed: 0,
+            consumed: 0,
+            acked: 0,
+            ended: false,
+            failed: None,
+            _sub: sub,
+            _token: token,
+        })
+    }
+
+    /// The publisher's name.
+    pub fn name(&self) -> &str {
+        &self.ep.name
+    }
+
+    /// The number of messages this subscriber missed: published while it was
+    /// subscribed but dropped because its queue was full (plain publishers
+    /// only).
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// Whether the end of the stream was received.
+    pub fn is_ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The next message; `None` after the end of the stream. Waits without
+    /// limit (drop the future to give up) or see [`Subscriber::recv_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::Gone`] when the publisher went away without ending its
+    /// stream (its process died, or it dropped the publisher).
+    pub async fn recv(&mut self) -> Result<Option<Message>> {
+        self.next_item(None).await
+    }
+
+    /// Like [`Subscriber::recv`], at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] when nothing came, and as [`Subscriber::recv`].
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Option<Message>> {
+        self.next_item(Some(timeout)).await
+    }
+
+    async fn next_item(&mut self, timeout: Option<Duration>) -> Result<Option<Message>> {
+        if self.ended {
+            return Ok(None);
+        }
+        if let Some(why) = &self.failed {
+            return Err(Error::Gone(why.clone()));
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut changes = self.members.changes();
+        let mut grace: Option<Instant> = None;
+        loop {
+            // Read "gone" before the queue: what came by the token's route
+            // before it went away is in the queue by then.
+            let gone = !self.members.contains(&self.owner);
+            match self.rx.try_recv() {
+                Ok(item) => return self.take(item).await,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    return Err(self.fail("its subscription was closed"))
+                }
+                Err(mpsc::error::TryRecvError::Empty) => {}
+            }
+            let now = Instant::now();
+            if gone {
+                // Messages may still come by another route for a moment.
+                let until = *grace.get_or_insert(now + GONE_GRACE);
+                if now >= until {
+                    return Err(self.fail("it went away without ending its stream"));
+                }
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Error::Timeout(format!(
+                    "no message from {} within {}",
+                    self.ep.label(),
+                    fmt_duration(timeout.unwrap_or_default())
+                )));
+            }
+            let wake = match (deadline, grace) {
+                (Some(d), Some(g)) => Some(d.min(g)),
+                (d, g) => d.or(g),
+            };
+            tokio::select! {
+                item = self.rx.recv() => match item {
+                    Some(item) => return self.take(item).await,
+                    None => return Err(self.fail("its subscription was closed")),
+                },
+                _ = changes.changed(), if !gone => {}
+                () = sleep_until_opt(wake) => {}
+            }
+        }
+    }
+
+    fn fail(&mut self, why: &str) -> Error {
+        let why = format!("{}: {why}", self.ep.label());
+        self.failed = Some(why.clone());
+        Error::Gone(why)
+    }
+
+    async fn take(&mut self, item: Item) -> Result<Option<Message>> {
+        let (frame, body) = match item {
+            Item::End => {
+                self.ended = true;
+                return Ok(None);
+            }
+            Item::Data(frame, body) => (frame, body),
+        };
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        if let Some(next) = self.next {
+            if frame.seq > next {
+                let lost = frame.seq - next;
+                self.missed += lost;
+                tracing::warn!(
+                    publisher = %self.ep.label(),
+                    lost,
+                    "subscriber too slow: messages dropped"
+                );
+            }
+        }
+        self.next = Some(frame.seq + 1);
+        self.consumed = frame.seq;
+        if frame.is_sync() && self.consumed - self.acked.min(self.consumed) >= ACK_EVERY {
+            self.ack().await;
+        }
+        Ok(Some(Message::from_parts(frame.content, frame.header, body)))
+    }
+
+    /// Tells a synchronised publisher what was consumed.
+    async fn ack(&mut self) {
+        let frame = Frame::new(FrameType::Ack, self.consumed);
+        let key = format!("{}/ack/{}", self.ep.data_key(), self.member);
+        let Ok(att) = endpoint::attachment(&frame) else {
+            return;
+        };
+        let put = self
+            .ep
+            .session
+            .zenoh()
+            .put(key, Vec::<u8>::new())
+            .attachment(att)
+            .congestion_control(CongestionControl::Block);
+        match put.await {
+            Ok(()) => self.acked = self.consumed,
+            Err(e) => tracing::debug!(error = %e, "acknowledgement not sent"),
+        }
+    }
+
+    /// Messages dropped because the queue was full, not yet seen as a gap.
+    #[doc(hidden)]
+    pub fn overflowed(&self) -> u64 {
+        self.overflow.load(Ordering::Relaxed)
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

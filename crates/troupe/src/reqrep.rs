@@ -1,0 +1,562 @@
+//! Requester / responder: [`Responder`] (made by
+//! [`This::responder`](crate::This::responder)) and [`Requester`] (made by
+//! [`Instance::requester`](crate::Instance::requester)).
+//!
+//! Requests and replies are Zenoh puts, not queries: a put/subscriber round
+//! trip takes about half the time of a query on this fabric (see
+//! BENCHMARKS.md). Each worker of a responder subscribes to its own key and
+//! holds a liveliness token; a requester subscribes to its own reply key and
+//! gives every request a fresh id. A reply is matched to its request by that
+//! id, so a late reply to a request that timed out or was cancelled is
+//! dropped, never taken as the answer to the next one. A pending request
+//! fails with [`Error::Gone`] as soon as its worker's token goes away.
+//!
+//! An answer is one or more replies: zero or more parts
+//! ([`Request::reply_part`]) and a final one ([`Request::reply`]), or a
+//! failure ([`Request::fail`]). A request dropped without a final reply is
+//! answered with a failure.
+
+use crate::endpoint::{self, Endpoint, Members, GONE_GRACE};
+use crate::error::{fmt_duration, Error, Result};
+use crate::instance::Instance;
+use crate::message::Message;
+use crate::session::Session;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use troupe_protocol::frame::{Address, Content, Frame, FrameType};
+use troupe_protocol::keys::{EndpointKind, Role};
+use zenoh::liveliness::LivelinessToken;
+use zenoh::qos::CongestionControl;
+use zenoh::Wait as _;
+
+/// How many requests may wait in a worker's queue before new ones are
+/// refused.
+pub const WORKER_QUEUE: usize = 4096;
+
+/// One worker of a named responder of this instance.
+///
+/// Made by [`This::responder`](crate::This::responder); several workers (in
+/// one process or several tasks) may serve one name, and requests are spread
+/// over them in turn. While the worker lives it holds a liveliness token:
+/// requesters see it, and its death fails their pending requests.
+#[derive(Debug)]
+pub struct Responder {
+    ep: Endpoint,
+    member: String,
+    rx: mpsc::Receiver<Request>,
+    _sub: zenoh::pubsub::Subscriber<()>,
+    _token: LivelinessToken,
+}
+
+impl Responder {
+    pub(crate) async fn declare(ep: Endpoint) -> Result<Responder> {
+        let session = ep.session.clone();
+        let member = endpoint::new_member(&session, Role::Worker);
+        let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+        let key = format!("{}/{member}", ep.data_key());
+        let sub = {
+            let zenoh = session.zenoh().clone();
+            let label = ep.label();
+            session
+                .zenoh()
+                .declare_subscriber(key)
+                .callback(move |sample| {
+                    let Some((frame, body)) = endpoint::decode(&sample) else {
+                        return;
+                    };
+                    let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
+                        return;
+                    };
+                    let request = Request {
+                        message: Message::from_parts(frame.content, frame.header, body),
+                        id: frame.seq,
+                        from: address.from,
+                        reply_key: address.reply_key,
+                        zenoh: zenoh.clone(),
+                        done: false,
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(mut r)) = tx.try_send(request) {
+                        r.done = true;
+                        r.put_now(
+                            FrameType::Failure,
+                            format!("{label} is overloaded: {WORKER_QUEUE} requests queued"),
+                        );
+                    }
+                })
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        let token = ep.declare_member(&member).await?;
+        Ok(Responder {
+            ep,
+            member,
+            rx,
+            _sub: sub,
+            _token: token,
+        })
+    }
+
+    /// The responder's name.
+    pub fn name(&self) -> &str {
+        &self.ep.name
+    }
+
+    /// This worker's member id.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// The next request. Waits without limit: drop the future to give up, or
+    /// see [`Responder::recv_timeout`].
+    ///
+    /// # Errors
+    /// [`Error::Gone`] when the session closed.
+    pub async fn recv(&mut self) -> Result<Request> {
+        self.rx
+            .recv()
+            .await
+            .ok_or_else(|| Error::Gone(format!("{}: session closed", self.ep.label())))
+    }
+
+    /// The next request, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], and as [`Responder::recv`].
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Result<Request> {
+        match tokio::time::timeout(timeout, self.recv()).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(format!(
+                "no request to {} within {}",
+                self.ep.label(),
+                fmt_duration(timeout)
+            ))),
+        }
+    }
+}
+
+/// A request received by a [`Responder`], to be answered.
+///
+/// Answer with [`Request::reply`] (once, final), after any number of
+/// [`Request::reply_part`]; or refuse with [`Request::fail`]. Dropping it
+/// unanswered sends the requester a failure.
+pub struct Request {
+    message: Message,
+    id: u64,
+    from: String,
+    reply_key: String,
+    zenoh: zenoh::Session,
+    done: bool,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("id", &self.id)
+            .field("from", &self.from)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl Request {
+    /// The request.
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// Who sent it: `server/app/id` for an instance, else the Zenoh id of
+    /// the requester's session.
+    pub fn from(&self) -> &str {
+        &self.from
+    }
+
+    /// Sends a part of the answer; more must follow, the last with
+    /// [`Request::reply`].
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`].
+    pub async fn reply_part(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.put(FrameType::Part, message.into()).await
+    }
+
+    /// Sends the answer (or its last part).
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`].
+    pub async fn reply(mut self, message: impl Into<Message>) -> Result<()> {
+        self.done = true;
+        self.put(FrameType::Final, message.into()).await
+    }
+
+    /// Answers with a failure: the requester gets [`Error::Refused`] with
+    /// `reason`.
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`].
+    pub async fn fail(mut self, reason: &str) -> Result<()> {
+        self.done = true;
+        self.put(FrameType::Failure, Message::text(reason)).await
+    }
+
+    async fn put(&self, kind: FrameType, message: Message) -> Result<()> {
+        let frame = endpoint::frame_for(
+            kind,
+            self.id,
+            message.content(),
+            message.header().map(<[u8]>::to_vec),
+        );
+        self.zenoh
+            .put(&self.reply_key, message.into_body())
+            .attachment(endpoint::attachment(&frame)?)
+            .congestion_control(CongestionControl::Block)
+            .express(true)
+            .await
+            .map_err(Error::Zenoh)
+    }
+
+    /// Sends a frame without waiting (from a callback or `Drop`).
+    fn put_now(&self, kind: FrameType, text: String) {
+        let frame = Frame {
+            content: Content::Text,
+            ..Frame::new(kind, self.id)
+        };
+        let Ok(att) = endpoint::attachment(&frame) else {
+            return;
+        };
+        let put = self
+            .zenoh
+            .put(&self.reply_key, text.into_bytes())
+            .attachment(att)
+            .congestion_control(CongestionControl::Drop)
+            .express(true)
+            .wait();
+        if let Err(e) = put {
+            tracing::debug!(error = %e, "failure reply not sent");
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if !self.done {
+            self.put_now(
+                FrameType::Failure,
+                "the responder dropped the request without answering".to_string(),
+            );
+        }
+    }
+}
+
+/// A reply as the requester's subscriber hands it over.
+type Reply = (Frame, Vec<u8>);
+
+/// Options of a [`Requester`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RequesterOptions {
+    /// The deadline of [`Requester::request`] (default: the server handle's
+    /// timeout), including the wait for a worker to exist.
+    pub timeout: Option<Duration>,
+}
+
+/// Sends requests to a named responder of an instance.
+///
+/// Made by [`Instance::requester`], possibly before the responder exists:
+/// each request waits (within its deadline) for a worker. Cheap to clone;
+/// clones share one reply subscription, and any number of requests may be
+/// pending at once.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    inner: Arc<ReqInner>,
+}
+
+#[derive(Debug)]
+struct ReqInner {
+    ep: Endpoint,
+    members: Members,
+    reply_key: String,
+    from: String,
+    timeout: Duration,
+    pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>>,
+    next_id: AtomicU64,
+    turn: AtomicUsize,
+    _sub: zenoh::pubsub::Subscriber<()>,
+}
+
+impl Requester {
+    pub(crate) async fn declare(
+        instance: &Instance,
+        name: &str,
+        opts: RequesterOptions,
+    ) -> Result<Requester> {
+        let ep = Endpoint::of(instance, EndpointKind::Responder, name)?;
+        let session: &Session = &ep.session;
+        let member = endpoint::new_id(session, 'q');
+        let reply_key = session.keys().reply(&member);
+        let pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>> = Default::default();
+        let sub = {
+            let pending = pending.clone();
+            session
+                .zenoh()
+                .declare_subscriber(reply_key.clone())
+                .callback(move |sample| {
+                    let Some((frame, body)) = endpoint::decode(&sample) else {
+                        return;
+                    };
+                    let pending = pending.lock().expect("pending lock");
+                    match pending.get(&frame.seq) {
+                        Some(tx) => {
+                            let _ = tx.send((frame, body));
+                        }
+                        // A late reply to a request given up: dropped.
+                        None => {
+                            tracing::debug!(id = frame.seq, "reply to no pending request dropped")
+                        }
+                    }
+                })
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        let members = ep.members().await?;
+        Ok(Requester {
+            inner: Arc::new(ReqInner {
+                from: session.identity(),
+                timeout: opts.timeout.unwrap_or(instance.server().timeout()),
+                ep,
+                members,
+                reply_key,
+                pending,
+                next_id: AtomicU64::new(1),
+                turn: AtomicUsize::new(0),
+                _sub: sub,
+            }),
+        })
+    }
+
+    /// The responder's name.
+    pub fn name(&self) -> &str {
+        &self.inner.ep.name
+    }
+
+    /// The number of workers serving the responder now.
+    pub fn workers(&self) -> usize {
+        self.inner.members.of_role(Role::Worker).len()
+    }
+
+    /// Waits until at least one worker serves the responder, at most
+    /// `timeout`; the number of workers then.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], or [`Error::Gone`] when the instance has ended.
+    pub async fn wait_for_responder(&self, timeout: Duration) -> Result<usize> {
+        let deadline = Instant::now() + timeout;
+        match self.inner.members.wait_for(Role::Worker, 1, deadline).await {
+            Some(n) => Ok(n),
+            None => Err(self.inner.ep.not_there(timeout).await),
+        }
+    }
+
+    /// Sends `message` and waits for the answer, at most the requester's
+    /// timeout. For answers in several parts, see [`Requester::request_stream`].
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] (the requester stays usable; a late reply is
+    /// dropped), [`Error::Gone`] when the worker died with the request
+    /// pending or the instance has ended, [`Error::Refused`] when the
+    /// responder failed the request, [`Error::Protocol`] when the answer
+    /// came in several parts.
+    pub async fn request(&self, message: impl Into<Message>) -> Result<Message> {
+        self.request_timeout(message, self.inner.timeout).await
+    }
+
+    /// Like [`Requester::request`], with its own deadline.
+    ///
+    /// # Errors
+    /// As [`Requester::request`].
+    pub async fn request_timeout(
+        &self,
+        message: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<Message> {
+        let mut stream = self.request_stream(message, timeout).await?;
+        match stream.next().await? {
+            Some(m) if stream.done => Ok(m),
+            Some(_) => Err(Error::Protocol(format!(
+                "{} answered in several parts: use request_stream",
+                self.inner.ep.label()
+            ))),
+            None => Err(Error::Protocol("empty answer".into())),
+        }
+    }
+
+    /// Sends `message` and returns the answer as a stream of parts; the
+    /// whole answer must come within `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] or [`Error::Gone`] when no worker came in time.
+    pub async fn request_stream(
+        &self,
+        message: impl Into<Message>,
+        timeout: Duration,
+    ) -> Result<ReplyStream> {
+        let message = message.into();
+        let inner = &self.inner;
+        let deadline = Instant::now() + timeout;
+        let worker = loop {
+            let workers = inner.members.of_role(Role::Worker);
+            if !workers.is_empty() {
+                let turn = inner.turn.fetch_add(1, Ordering::Relaxed);
+                break workers[turn % workers.len()].clone();
+            }
+            if inner
+                .members
+                .wait_for(Role::Worker, 1, deadline)
+                .await
+                .is_none()
+            {
+                return Err(inner.ep.not_there(timeout).await);
+            }
+        };
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::unbounded_channel();
+        inner.pending.lock().expect("pending lock").insert(id, tx);
+        // From here the stream owns the pending entry (and removes it).
+        let stream = ReplyStream {
+            requester: self.clone(),
+            id,
+            worker,
+            rx,
+            deadline,
+            timeout,
+            done: false,
+        };
+        let frame = Frame {
+            address: Some(Address {
+                reply_key: inner.reply_key.clone(),
+                from: inner.from.clone(),
+            }),
+            ..endpoint::frame_for(
+                FrameType::Request,
+                id,
+                message.content(),
+                message.header().map(<[u8]>::to_vec),
+            )
+        };
+        inner
+            .ep
+            .session
+            .zenoh()
+            .put(
+                format!("{}/{}", inner.ep.data_key(), stream.worker),
+                message.into_body(),
+            )
+            .attachment(endpoint::attachment(&frame)?)
+            .congestion_control(CongestionControl::Block)
+            .express(true)
+            .await
+            .map_err(Error::Zenoh)?;
+        Ok(stream)
+    }
+}
+
+/// The answer to one request, part by part: see
+/// [`Requester::request_stream`]. Dropping it cancels the request: its later
+/// replies are dropped.
+#[derive(Debug)]
+pub struct ReplyStream {
+    requester: Requester,
+    id: u64,
+    worker: String,
+    rx: mpsc::UnboundedReceiver<Reply>,
+    deadline: Instant,
+    timeout: Duration,
+    done: bool,
+}
+
+impl ReplyStream {
+    /// The next part of the answer; `None` after the last.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`] at the request's deadline, [`Error::Gone`] when the
+    /// worker died, [`Error::Refused`] when the responder failed the request.
+    pub async fn next(&mut self) -> Result<Option<Message>> {
+        if self.done {
+            return Ok(None);
+        }
+        let inner = &self.requester.inner;
+        let mut grace: Option<Instant> = None;
+        loop {
+            let gone = !inner.members.contains(&self.worker);
+            if let Ok(reply) = self.rx.try_recv() {
+                return self.take(reply);
+            }
+            let now = Instant::now();
+            if gone {
+                let until = *grace.get_or_insert(now + GONE_GRACE);
+                if now >= until {
+                    self.done = true;
+                    return Err(Error::Gone(format!(
+                        "{}: its worker went away with the request pending",
+                        inner.ep.label()
+                    )));
+                }
+            }
+            if now >= self.deadline {
+                self.done = true;
+                return Err(Error::Timeout(format!(
+                    "no answer from {} within {}",
+                    inner.ep.label(),
+                    fmt_duration(self.timeout)
+                )));
+            }
+            let wake = grace.map_or(self.deadline, |g| g.min(self.deadline));
+            tokio::select! {
+                reply = self.rx.recv() => if let Some(reply) = reply {
+                    return self.take(reply);
+                },
+                () = inner.members.gone(&self.worker), if !gone => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    fn take(&mut self, (frame, body): Reply) -> Result<Option<Message>> {
+        match frame.kind {
+            FrameType::Part => Ok(Some(Message::from_parts(frame.content, frame.header, body))),
+            FrameType::Final => {
+                self.done = true;
+                Ok(Some(Message::from_parts(frame.content, frame.header, body)))
+            }
+            FrameType::Failure => {
+                self.done = true;
+                Err(Error::Refused(format!(
+                    "{}: {}",
+                    self.requester.inner.ep.label(),
+                    String::from_utf8_lossy(&body)
+                )))
+            }
+            other => {
+                self.done = true;
+                Err(Error::Protocol(format!(
+                    "unexpected {other:?} frame in an answer"
+                )))
+            }
+        }
+    }
+
+    /// Whether the last part was received.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for ReplyStream {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = self.requester.inner.pending.lock() {
+            pending.remove(&self.id);
+        }
+    }
+}
