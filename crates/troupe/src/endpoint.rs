@@ -144,6 +144,7 @@ impl Endpoint {
                 .keys()
                 .all_members_alive(&self.server, self.id, self.kind, &self.name);
         let (tx, rx) = watch::channel(BTreeSet::new());
+        let (owner_tx, first_owner) = watch::channel(None);
         let sub = self
             .session
             .zenoh()
@@ -155,6 +156,15 @@ impl Endpoint {
                     return;
                 };
                 let member = member.to_string();
+                if sample.kind() == SampleKind::Put && Role::of(&member) == Some(Role::Owner) {
+                    owner_tx.send_if_modified(|first| {
+                        let new = first.is_none();
+                        if new {
+                            *first = Some(member.clone());
+                        }
+                        new
+                    });
+                }
                 match sample.kind() {
                     SampleKind::Put => tx.send_if_modified(|set| set.insert(member)),
                     SampleKind::Delete => tx.send_if_modified(|set| set.remove(&member)),
@@ -162,7 +172,11 @@ impl Endpoint {
             })
             .await
             .map_err(Error::Zenoh)?;
-        Ok(Members { rx, _sub: sub })
+        Ok(Members {
+            rx,
+            first_owner,
+            _sub: sub,
+        })
     }
 
     /// The error for an endpoint that did not appear within `timeout`: says
@@ -205,6 +219,9 @@ pub(crate) fn new_id(session: &Session, letter: char) -> String {
 #[derive(Debug)]
 pub(crate) struct Members {
     rx: watch::Receiver<BTreeSet<String>>,
+    /// The first owner seen, kept after it went away: an owner may come and
+    /// go between two looks at the set.
+    first_owner: watch::Receiver<Option<String>>,
     _sub: Subscriber<()>,
 }
 
@@ -233,6 +250,18 @@ impl Members {
         let wait = rx.wait_for(|set| count(set) >= n);
         let found = match tokio::time::timeout_at(deadline, wait).await {
             Ok(Ok(set)) => Some(count(&set)),
+            _ => None,
+        };
+        found
+    }
+
+    /// Waits until an owner has been seen, at most until `deadline`: the
+    /// first one, even if it went away since (its messages may be queued).
+    pub async fn first_owner(&self, deadline: Instant) -> Option<String> {
+        let mut rx = self.first_owner.clone();
+        let wait = rx.wait_for(Option::is_some);
+        let found = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(owner)) => owner.clone(),
             _ => None,
         };
         found

@@ -11,6 +11,12 @@
 //! - [`This`]: the running application's own side: [`This::init`] in a
 //!   process a server started, [`This::attach`] in one it did not; its
 //!   result, its store, and stop requests ([`This::on_stop`]).
+//! - Patterns between instances, found by instance and name:
+//!   [`Publisher`] ([`This::publisher`]) and [`Subscriber`]
+//!   ([`Instance::subscriber`]), optionally synchronised and flow-controlled;
+//!   [`Responder`] ([`This::responder`]) and [`Requester`]
+//!   ([`Instance::requester`]). They exchange [`Message`]s: bytes, text,
+//!   JSON, numeric arrays, with an optional header part.
 //! - [`Session`]: the Zenoh session under all of them.
 //!
 //! Handles are cheap clones, `Send` and `Sync`. Every call has a deadline
@@ -50,6 +56,49 @@
 //!         this.set_result(b"42").await?;
 //!     }
 //! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The classic pair: an application starts a publisher through its server,
+//! subscribes, prints what comes and waits for the publisher's end.
+//!
+//! ```no_run
+//! # async fn subscriber_app() -> troupe::Result<()> {
+//! use std::time::Duration;
+//! let this = troupe::This::init().await?;
+//! let publisher = this.start("hello-publisher", &[] as &[&str]).await?; // linked
+//! let mut sub = publisher.subscriber("greetings").await?;
+//! while let Some(message) = sub.recv().await? {
+//!     println!("{}", message.as_text()?);
+//! }
+//! let info = publisher.wait_for(Some(Duration::from_secs(10))).await?;
+//! println!("publisher ended: {}", info.state);
+//! # Ok(())
+//! # }
+//! # async fn publisher_app() -> troupe::Result<()> {
+//! # use std::time::Duration;
+//! let this = troupe::This::init().await?;
+//! let publisher = this
+//!     .publisher_with("greetings", troupe::PublisherOptions::synchronised(1))
+//!     .await?;
+//! publisher.wait_for_subscribers(1, Duration::from_secs(30)).await?;
+//! for word in ["hello", "world", "!"] {
+//!     publisher.send(word).await?;
+//! }
+//! publisher.end().await?;
+//! # Ok(())
+//! # }
+//! # async fn request_reply(calc: troupe::Instance, this: troupe::This) -> troupe::Result<()> {
+//! // In the responder's instance:
+//! let mut responder = this.responder("double").await?;
+//! let request = responder.recv().await?;
+//! let n: f64 = request.message().to_json()?;
+//! request.reply(troupe::Message::json(&(2.0 * n))?).await?;
+//! // Anywhere else, with the responder's instance:
+//! let requester = calc.requester("double").await?;
+//! let answer = requester.request(troupe::Message::json(&21.0)?).await?;
+//! assert_eq!(answer.to_json::<f64>()?, 42.0);
 //! # Ok(())
 //! # }
 //! ```

@@ -20,7 +20,7 @@ use crate::endpoint::{self, Endpoint, Members, GONE_GRACE};
 use crate::error::{fmt_duration, Error, Result};
 use crate::instance::Instance;
 use crate::message::Message;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,6 +91,32 @@ pub struct Publisher {
     seq: tokio::sync::Mutex<PubState>,
     _ack_sub: zenoh::pubsub::Subscriber<()>,
     _token: LivelinessToken,
+    _claim: LocalClaim,
+}
+
+/// The data keys of the publishers of this process.
+static LOCAL: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// A publisher's claim on its data key in this process, released on drop.
+#[derive(Debug)]
+struct LocalClaim(String);
+
+impl LocalClaim {
+    /// The claim on `key`; `None` when a publisher of this process holds it.
+    fn take(key: &str) -> Option<LocalClaim> {
+        let mut local = LOCAL.lock().expect("local publishers lock");
+        local
+            .insert(key.to_string())
+            .then(|| LocalClaim(key.to_string()))
+    }
+}
+
+impl Drop for LocalClaim {
+    fn drop(&mut self) {
+        if let Ok(mut local) = LOCAL.lock() {
+            local.remove(&self.0);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -113,14 +139,17 @@ struct Acks {
 impl Publisher {
     pub(crate) async fn declare(ep: Endpoint, opts: PublisherOptions) -> Result<Publisher> {
         let session = ep.session.clone();
+        let key = ep.data_key();
         // Two publishers of one name in one instance would mix their
-        // streams. (Two declared at the same moment are not caught here; each
-        // subscriber follows one of them.)
+        // streams. In this process the claim below is certain; the query
+        // for another process's publisher is not (two declared at the same
+        // moment are not caught; each subscriber follows one of them).
+        let exists = || Error::Refused(format!("{} already exists", ep.label()));
+        let claim = LocalClaim::take(&key).ok_or_else(exists)?;
         if ep.has_member(Role::Owner).await? {
-            return Err(Error::Refused(format!("{} already exists", ep.label())));
+            return Err(exists());
         }
         let members = ep.members().await?;
-        let key = ep.data_key();
         let zpub = session
             .zenoh()
             .declare_publisher(key.clone())
@@ -168,6 +197,7 @@ impl Publisher {
             seq: Default::default(),
             _ack_sub: ack_sub,
             _token: token,
+            _claim: claim,
         })
     }
 
@@ -367,7 +397,8 @@ impl Default for SubscriberOptions {
 /// What the Zenoh callback hands to the subscriber.
 enum Item {
     Data(Frame, Vec<u8>),
-    End,
+    /// The end, with its sequence number (one past the last message).
+    End(u64),
 }
 
 /// A subscriber of a publisher of an instance: see the [module](self)
@@ -400,7 +431,7 @@ impl std::fmt::Debug for Item {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Item::Data(fr, b) => write!(f, "Data({}, {} bytes)", fr.seq, b.len()),
-            Item::End => write!(f, "End"),
+            Item::End(seq) => write!(f, "End({seq})"),
         }
     }
 }
@@ -444,7 +475,7 @@ impl Subscriber {
                             let _ = tx.send(Item::Data(frame, body));
                         }
                         FrameType::End => {
-                            let _ = tx.send(Item::End);
+                            let _ = tx.send(Item::End(frame.seq));
                             // Confirm the end at once, from here: the
                             // publisher may be waiting to exit.
                             let ack = Frame::new(FrameType::EndAck, frame.seq);
@@ -469,14 +500,11 @@ impl Subscriber {
         };
         // The subscriber is declared: now the token that says so.
         let token = ep.declare_member(&member).await?;
-        if members.wait_for(Role::Owner, 1, deadline).await.is_none() {
+        // The first publisher seen, even if it has gone since: what it sent
+        // is queued, and `recv` reports its going after that.
+        let Some(owner) = members.first_owner(deadline).await else {
             return Err(ep.not_there(timeout).await);
-        }
-        let owner = members
-            .of_role(Role::Owner)
-            .into_iter()
-            .next()
-            .ok_or_else(|| Error::Gone(format!("{} went away", ep.label())))?;
+        };
         Ok(Subscriber {
             ep,
             owner,
@@ -590,16 +618,31 @@ impl Subscriber {
 
     async fn take(&mut self, item: Item) -> Result<Option<Message>> {
         let (frame, body) = match item {
-            Item::End => {
+            Item::End(seq) => {
+                // Messages dropped after the last one received leave no
+                // later message to show the gap: the end does.
+                self.count_gap(seq);
                 self.ended = true;
                 return Ok(None);
             }
             Item::Data(frame, body) => (frame, body),
         };
         self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.count_gap(frame.seq);
+        self.next = Some(frame.seq + 1);
+        self.consumed = frame.seq;
+        if frame.is_sync() && self.consumed - self.acked.min(self.consumed) >= ACK_EVERY {
+            self.ack().await;
+        }
+        Ok(Some(Message::from_parts(frame.content, frame.header, body)))
+    }
+
+    /// Counts the messages missing before `seq` (none before the first
+    /// message received: a subscriber starts where it joined).
+    fn count_gap(&mut self, seq: u64) {
         if let Some(next) = self.next {
-            if frame.seq > next {
-                let lost = frame.seq - next;
+            if seq > next {
+                let lost = seq - next;
                 self.missed += lost;
                 tracing::warn!(
                     publisher = %self.ep.label(),
@@ -608,12 +651,6 @@ impl Subscriber {
                 );
             }
         }
-        self.next = Some(frame.seq + 1);
-        self.consumed = frame.seq;
-        if frame.is_sync() && self.consumed - self.acked.min(self.consumed) >= ACK_EVERY {
-            self.ack().await;
-        }
-        Ok(Some(Message::from_parts(frame.content, frame.header, body)))
     }
 
     /// Tells a synchronised publisher what was consumed.

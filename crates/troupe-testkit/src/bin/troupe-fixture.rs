@@ -16,9 +16,21 @@
 //! | `store KEY VALUE MS` | troupe-aware: stores KEY after MS milliseconds, then sleeps |
 //! | `graceful` | troupe-aware: handles stop requests, prints `stopping cleanly`, sets result `clean`, exits 0 |
 //! | `attach ENDPOINT APP` | attaches itself to a server under APP, prints its id, then runs until stopped (detaches `stopped`) |
+//! | `publish NAME N [OPTION..]` | troupe-aware: publishes the texts `1` .. `N` on NAME, ends the stream, sets result `published N`, exits 0. Options: `sync M` synchronised on M subscribers; `wait M` waits for M subscribers (`wait_for_subscribers`) first; `window W`; `gate` reads a line on stdin before declaring the publisher; `drop` drops the publisher without ending the stream, prints `dropped`, then sleeps |
+//! | `publish-forever NAME MS` | troupe-aware: a plain publisher of `1`, `2`, ... one every MS milliseconds until killed; prints `publishing` after the first |
+//! | `publish-kinds NAME` | troupe-aware: synchronised on 1 subscriber, publishes one message of each kind ([`kinds`]), ends, exits 0 |
+//! | `publish-twice NAME` | troupe-aware: declares publisher NAME, then NAME again, another name and bad names; prints `what: ok/refused/invalid/error ...` for each, exits 0 |
+//! | `subscribe ID NAME` | troupe-aware: subscribes to NAME of instance ID of its server, reads to the end, sets result `received=R missed=M first=F last=L gaps=G` (G: numbers not following the previous one), exits 0 |
+//! | `respond NAME [workers K] [gate]` | troupe-aware: handles stop requests; K workers (default 1) serve NAME, declared after a line on stdin with `gate`; prints `ready`; each text request is a command (see [`serve`]), anything else is echoed; on stop sets result `served R` (R requests received), exits 0 |
+//! | `request ID NAME TEXT` | troupe-aware: sends TEXT to the responder NAME of instance ID, sets the text answer as its result, exits 0 |
+//! | `starter APP [ARGS..]` | troupe-aware: starts APP with ARGS linked to itself (`This::start`) and again unlinked (`This::start_unlinked`), prints `linked ID` and `unlinked ID`, exits 0 at a line on stdin |
 
+use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+use troupe::{Message, PublisherOptions, Request, SubscriberOptions, This};
 
 fn arg(args: &[String], i: usize, what: &str) -> String {
     args.get(i)
@@ -149,9 +161,349 @@ async fn main() {
             stop.wait().await;
             this.detach(troupe::State::Stopped).await.expect("detach");
         }
+        "publish" => publish(&args).await,
+        "publish-forever" => publish_forever(&args).await,
+        "publish-kinds" => publish_kinds(&arg(&args, 1, "name")).await,
+        "publish-twice" => publish_twice(&arg(&args, 1, "name")).await,
+        "subscribe" => subscribe(&args).await,
+        "respond" => respond(&args).await,
+        "request" => request(&args).await,
+        "starter" => starter(&args).await,
         other => {
             eprintln!("troupe-fixture: unknown mode {other:?}");
             std::process::exit(64);
         }
     }
+}
+
+/// How long the pattern modes wait for the other side (a test's bound).
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn init() -> This {
+    This::init().await.expect("This::init")
+}
+
+fn num<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
+    arg(args, i, what)
+        .parse()
+        .unwrap_or_else(|_| panic!("troupe-fixture: {what} is not a number"))
+}
+
+/// The value after the word `name` in `args`, if there.
+fn option(args: &[String], name: &str) -> Option<String> {
+    let i = args.iter().position(|a| a == name)?;
+    Some(arg(args, i + 1, name))
+}
+
+/// Waits for a line on standard input.
+async fn gate() {
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)
+    })
+    .await
+    .expect("stdin task")
+    .expect("read stdin");
+}
+
+/// A line on stdout, flushed (stdout is a pipe).
+fn say(text: impl std::fmt::Display) {
+    println!("{text}");
+    std::io::stdout().flush().expect("flush");
+}
+
+async fn publish(args: &[String]) {
+    let name = arg(args, 1, "name");
+    let n: u64 = num(args, 2, "count");
+    let this = init().await;
+    let mut opts = PublisherOptions {
+        send_timeout: WAIT,
+        ..PublisherOptions::default()
+    };
+    if let Some(m) = option(args, "sync") {
+        opts.synchronised = Some(m.parse().expect("sync count"));
+    }
+    if let Some(w) = option(args, "window") {
+        opts.window = w.parse().expect("window");
+    }
+    if args.iter().any(|a| a == "gate") {
+        gate().await;
+    }
+    let publisher = this
+        .publisher_with(&name, opts)
+        .await
+        .expect("declare the publisher");
+    if let Some(m) = option(args, "wait") {
+        publisher
+            .wait_for_subscribers(m.parse().expect("wait count"), WAIT)
+            .await
+            .expect("wait for subscribers");
+    }
+    for i in 1..=n {
+        publisher.send(i.to_string()).await.expect("send");
+    }
+    if args.iter().any(|a| a == "drop") {
+        drop(publisher);
+        say("dropped");
+        tokio::time::sleep(Duration::from_secs(1000)).await;
+        return;
+    }
+    publisher.end().await.expect("end");
+    this.set_result(format!("published {n}").as_bytes())
+        .await
+        .expect("set_result");
+}
+
+async fn publish_forever(args: &[String]) {
+    let name = arg(args, 1, "name");
+    let every = Duration::from_millis(num(args, 2, "milliseconds"));
+    let this = init().await;
+    let publisher = this.publisher(&name).await.expect("declare the publisher");
+    for i in 1u64.. {
+        publisher.send(i.to_string()).await.expect("send");
+        if i == 1 {
+            say("publishing");
+        }
+        if every.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(every).await;
+        }
+    }
+}
+
+/// The JSON message of [`kinds`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reading {
+    /// A name.
+    pub sensor: String,
+    /// Some numbers.
+    pub values: Vec<f64>,
+    /// A flag.
+    pub ok: bool,
+}
+
+/// One message of each kind, as `publish-kinds` sends them (the tests keep
+/// their own copy).
+fn kinds() -> Vec<Message> {
+    let reading = Reading {
+        sensor: "t-1".into(),
+        values: vec![20.5, -3.0],
+        ok: true,
+    };
+    vec![
+        Message::bytes(vec![0u8, 1, 255]),
+        Message::text("héllo, wörld"),
+        Message::json(&reading).expect("json"),
+        Message::f64s(&[1.5, -2.25, f64::MAX]),
+        Message::i32s(&[1, -2, i32::MIN]),
+        Message::f64s(&[0.5]).with_header(b"frame 7".to_vec()),
+    ]
+}
+
+async fn publish_kinds(name: &str) {
+    let this = init().await;
+    let opts = PublisherOptions {
+        send_timeout: WAIT,
+        ..PublisherOptions::synchronised(1)
+    };
+    let publisher = this.publisher_with(name, opts).await.expect("declare");
+    for m in kinds() {
+        publisher.send(m).await.expect("send");
+    }
+    publisher.end().await.expect("end");
+}
+
+fn outcome<T>(r: &troupe::Result<T>) -> String {
+    match r {
+        Ok(_) => "ok".into(),
+        Err(troupe::Error::Refused(_)) => "refused".into(),
+        Err(troupe::Error::Invalid(_)) => "invalid".into(),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+async fn publish_twice(name: &str) {
+    let this = init().await;
+    let first = this.publisher(name).await;
+    say(format!("first: {}", outcome(&first)));
+    let second = this.publisher(name).await;
+    say(format!("second: {}", outcome(&second)));
+    let other = this.publisher(&format!("{name}-2")).await;
+    say(format!("other: {}", outcome(&other)));
+    for bad in ["", "a b", ".hidden", "x/y", "*"] {
+        let r = this.publisher(bad).await;
+        say(format!("bad {bad:?}: {}", outcome(&r)));
+    }
+    drop((first, second, other));
+    // Once the first is gone, the name is free again.
+    let again = this.publisher(name).await;
+    say(format!("again: {}", outcome(&again)));
+}
+
+async fn subscribe(args: &[String]) {
+    let id: u64 = num(args, 1, "instance id");
+    let name = arg(args, 2, "name");
+    let this = init().await;
+    let instance = this.server().instance(id).await.expect("the instance");
+    let opts = SubscriberOptions {
+        timeout: Some(WAIT),
+        ..SubscriberOptions::default()
+    };
+    let mut sub = instance
+        .subscriber_with(&name, opts)
+        .await
+        .expect("subscribe");
+    let (mut received, mut first, mut last, mut gaps) = (0u64, 0u64, 0u64, 0u64);
+    while let Some(m) = sub.recv().await.expect("recv") {
+        let n: u64 = m.as_text().expect("text").parse().expect("a number");
+        if received == 0 {
+            first = n;
+        } else if n != last + 1 {
+            gaps += 1;
+        }
+        received += 1;
+        last = n;
+    }
+    let result = format!(
+        "received={received} missed={} first={first} last={last} gaps={gaps}",
+        sub.missed()
+    );
+    this.set_result(result.as_bytes())
+        .await
+        .expect("set_result");
+}
+
+async fn respond(args: &[String]) {
+    let name = arg(args, 1, "name");
+    let workers: u32 = option(args, "workers").map_or(1, |k| k.parse().expect("workers"));
+    let this = init().await;
+    let mut stop = this.on_stop().await.expect("on_stop");
+    if args.iter().any(|a| a == "gate") {
+        gate().await;
+    }
+    let counts = Arc::new(Counts::default());
+    for k in 1..=workers {
+        let mut responder = this.responder(&name).await.expect("declare a worker");
+        let counts = counts.clone();
+        tokio::spawn(async move {
+            // Requests held unanswered (`hold`) live as long as the worker.
+            let mut held = Vec::new();
+            while let Ok(request) = responder.recv().await {
+                counts.received.fetch_add(1, Ordering::Relaxed);
+                if let Some(r) = serve(request, k, &counts).await {
+                    held.push(r);
+                }
+            }
+        });
+    }
+    say("ready");
+    stop.wait().await;
+    let received = counts.received.load(Ordering::Relaxed);
+    this.set_result(format!("served {received}").as_bytes())
+        .await
+        .expect("set_result");
+}
+
+/// What the workers of `respond` count.
+#[derive(Debug, Default)]
+struct Counts {
+    received: AtomicU64,
+    held: AtomicU64,
+}
+
+/// Answers one request of worker `k`. A text request is a command:
+///
+/// | request | answer |
+/// | --- | --- |
+/// | `worker` | `w<k>` |
+/// | `from` | the request's `from()` |
+/// | `sleep MS TEXT` | TEXT, after MS milliseconds (the worker is busy meanwhile) |
+/// | `hold` | none: the request is kept (returned), the process prints `holding <n>` |
+/// | `parts K MS` | `part 1` .. `part K-1` as parts, MS milliseconds apart, then `part K` as the final reply |
+/// | `fail REASON` | a failure with REASON |
+/// | `drop` | none: the request is dropped unanswered |
+///
+/// Anything else (and any other content) is echoed unchanged.
+async fn serve(request: Request, k: u32, counts: &Counts) -> Option<Request> {
+    let text = request.message().as_text().unwrap_or_default().to_string();
+    let mut words = text.splitn(3, ' ');
+    let ms = |w: Option<&str>| Duration::from_millis(w.and_then(|w| w.parse().ok()).unwrap_or(0));
+    let sent = match words.next().unwrap_or_default() {
+        "worker" => request.reply(format!("w{k}")).await,
+        "from" => {
+            let from = request.from().to_string();
+            request.reply(from).await
+        }
+        "sleep" => {
+            tokio::time::sleep(ms(words.next())).await;
+            let answer = words.next().unwrap_or_default().to_string();
+            request.reply(answer).await
+        }
+        "hold" => {
+            let n = counts.held.fetch_add(1, Ordering::Relaxed) + 1;
+            say(format!("holding {n}"));
+            return Some(request);
+        }
+        "parts" => {
+            let mut request = request;
+            let k: u32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+            let gap = ms(words.next());
+            for i in 1..k {
+                request
+                    .reply_part(format!("part {i}"))
+                    .await
+                    .expect("reply_part");
+                tokio::time::sleep(gap).await;
+            }
+            request.reply(format!("part {k}")).await
+        }
+        "fail" => {
+            let reason = text.strip_prefix("fail ").unwrap_or_default().to_string();
+            request.fail(&reason).await
+        }
+        "drop" => {
+            drop(request);
+            Ok(())
+        }
+        _ => {
+            let echo = request.message().clone();
+            request.reply(echo).await
+        }
+    };
+    sent.expect("reply");
+    None
+}
+
+async fn request(args: &[String]) {
+    let id: u64 = num(args, 1, "instance id");
+    let name = arg(args, 2, "name");
+    let text = arg(args, 3, "text");
+    let this = init().await;
+    let instance = this.server().instance(id).await.expect("the instance");
+    let opts = troupe::RequesterOptions {
+        timeout: Some(WAIT),
+    };
+    let requester = instance
+        .requester_with(&name, opts)
+        .await
+        .expect("requester");
+    let answer = requester.request(text).await.expect("request");
+    this.set_result(answer.as_text().expect("a text answer").as_bytes())
+        .await
+        .expect("set_result");
+}
+
+async fn starter(args: &[String]) {
+    let app = arg(args, 1, "app");
+    let rest = &args[2..];
+    let this = init().await;
+    let linked = this.start(&app, rest).await.expect("start linked");
+    let unlinked = this
+        .start_unlinked(&app, rest)
+        .await
+        .expect("start unlinked");
+    say(format!("linked {}", linked.id()));
+    say(format!("unlinked {}", unlinked.id()));
+    gate().await;
 }

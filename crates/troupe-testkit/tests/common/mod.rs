@@ -221,3 +221,138 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// The applications of the pattern tests: each runs the fixture in one mode,
+/// the start's arguments appended (see the table in troupe-fixture.rs).
+pub const PATTERN_APPS: &str = r#"
+[[app]]
+name = "publisher"
+executable = "FIXTURE"
+args = ["publish"]
+multiple = "unlimited"
+[[app]]
+name = "forever"
+executable = "FIXTURE"
+args = ["publish-forever"]
+multiple = "unlimited"
+[[app]]
+name = "kinds"
+executable = "FIXTURE"
+args = ["publish-kinds"]
+[[app]]
+name = "twice"
+executable = "FIXTURE"
+args = ["publish-twice"]
+[[app]]
+name = "subscriber"
+executable = "FIXTURE"
+args = ["subscribe"]
+multiple = "unlimited"
+[[app]]
+name = "responder"
+executable = "FIXTURE"
+args = ["respond"]
+multiple = "unlimited"
+stopping_time = "10s"
+[[app]]
+name = "requester"
+executable = "FIXTURE"
+args = ["request"]
+multiple = "unlimited"
+[[app]]
+name = "starter"
+executable = "FIXTURE"
+args = ["starter", "sleeper"]
+multiple = "unlimited"
+[[app]]
+name = "sleeper"
+executable = "FIXTURE"
+args = ["sleep"]
+multiple = "unlimited"
+"#;
+
+/// A server running [`PATTERN_APPS`], and a client connected to it.
+pub async fn pattern_server() -> (TestServer, Server) {
+    let s = TestServer::start(&config(PATTERN_APPS)).expect("start the server");
+    let server = connect(&s).await;
+    (s, server)
+}
+
+/// A subscriber of `name` of `inst` that waits for its publisher at most
+/// [`TIMEOUT`] (not the client's 5 s: fixtures start slowly on a loaded
+/// machine).
+pub async fn subscribe(inst: &Instance, name: &str) -> troupe::Subscriber {
+    subscribe_with(inst, name, troupe::SubscriberOptions::default()).await
+}
+
+/// Like [`subscribe`], with options (their timeout replaced).
+pub async fn subscribe_with(
+    inst: &Instance,
+    name: &str,
+    opts: troupe::SubscriberOptions,
+) -> troupe::Subscriber {
+    let opts = troupe::SubscriberOptions {
+        timeout: Some(TIMEOUT),
+        ..opts
+    };
+    within("subscribe", inst.subscriber_with(name, opts))
+        .await
+        .unwrap_or_else(|e| panic!("subscribe to {name} of {}: {e}", inst.id()))
+}
+
+/// The number a fixture publisher sent as the text of `m`.
+pub fn number(m: &troupe::Message) -> u64 {
+    let text = m.as_text().unwrap_or_else(|e| panic!("{m:?}: {e}"));
+    text.parse()
+        .unwrap_or_else(|_| panic!("a number, not {text:?}"))
+}
+
+/// The next message's number; `None` at the end of the stream.
+pub async fn next_number(sub: &mut troupe::Subscriber) -> troupe::Result<Option<u64>> {
+    within("a message", sub.recv())
+        .await
+        .map(|m| m.as_ref().map(number))
+}
+
+/// The numbers of every message until the end of the stream.
+pub async fn read_to_end(sub: &mut troupe::Subscriber) -> Vec<u64> {
+    let mut out = Vec::new();
+    while let Some(n) = next_number(sub)
+        .await
+        .unwrap_or_else(|e| panic!("after {} messages: {e}", out.len()))
+    {
+        out.push(n);
+    }
+    out
+}
+
+/// Reads output lines until one starting with `prefix`; the rest of it.
+pub async fn line_after(out: &mut OutputStream, prefix: &str) -> String {
+    loop {
+        match next_line(out).await {
+            Some(l) => {
+                if let Some(rest) = l.text.strip_prefix(prefix) {
+                    return rest.to_string();
+                }
+            }
+            None => panic!("the output ended without a line starting with {prefix:?}"),
+        }
+    }
+}
+
+/// The instance's result as text (it must have one).
+pub async fn result_text(inst: &Instance) -> String {
+    let r = within("result", inst.result())
+        .await
+        .unwrap_or_else(|e| panic!("result of {}: {e}", inst.id()))
+        .unwrap_or_else(|| panic!("instance {} has no result", inst.id()));
+    String::from_utf8(r).expect("a text result")
+}
+
+/// The next message, which must come in time (not the end of the stream).
+pub async fn next_message(sub: &mut troupe::Subscriber) -> troupe::Message {
+    within("a message", sub.recv())
+        .await
+        .unwrap_or_else(|e| panic!("a message: {e}"))
+        .expect("a message, not the end of the stream")
+}
