@@ -57,6 +57,59 @@ pub enum Command {
     Info(InfoArgs),
     /// Read an instance's key-value store: list keys, or print one value.
     Kv(KvArgs),
+    /// Publish each line of standard input as a text message, until its end.
+    ///
+    /// The messages go out as the publisher NAME of this instance. Inside an
+    /// instance started by a server (the TROUPE_* environment) that is the
+    /// instance itself; elsewhere the console attaches to the server under
+    /// --app (default "console") and prints on stderr which instance it is,
+    /// for `troupe subscribe ID NAME`. Lines that are not UTF-8 go out as
+    /// bytes.
+    ///
+    /// The end of standard input ends the stream: subscribers then exit 0.
+    /// Ctrl-C, SIGTERM and a stop of the instance end it too, after the lines
+    /// read so far. A publisher that dies without ending its stream (kill -9)
+    /// makes its subscribers fail.
+    ///
+    /// Exit status: 0 once the stream is ended; 2 on errors (bad name,
+    /// unreachable server, fewer subscribers than --subscribers within
+    /// --wait).
+    Publish(PublishArgs),
+    /// Print the messages of a publisher of an instance until its stream ends.
+    ///
+    /// One line per message on stdout: text as it is, JSON compact, numeric
+    /// arrays as JSON arrays, bytes as text when they are UTF-8, else in hex;
+    /// line breaks inside a message are shown as \n. With --json, one JSON
+    /// object per line: {"content": "text", "header": ..., "body": ...}, with
+    /// "header_base64"/"body_base64" instead for bytes that are not UTF-8.
+    /// It waits up to --wait for the publisher to appear. Messages this
+    /// subscriber missed because it did not keep up (plain publishers only)
+    /// are counted in a warning on stderr.
+    ///
+    /// Exit status: 0 at the end of the stream (or Ctrl-C); 1 when the
+    /// publisher went away without ending it; 2 on errors (unknown instance,
+    /// no such publisher within --wait, ...).
+    Subscribe(SubscribeArgs),
+    /// Answer the requests to a responder NAME until stopped.
+    ///
+    /// Serves as the responder NAME of this instance (see `publish` for how
+    /// the instance is chosen), with --echo (the request back, unchanged) or
+    /// --reply TEXT. Prints one line per request served on stdout:
+    /// "request N from WHO: MESSAGE". Runs until Ctrl-C, SIGTERM or a stop of
+    /// the instance.
+    ///
+    /// Exit status: 0 when stopped; 2 on errors.
+    Respond(RespondArgs),
+    /// Send a text request to a responder of an instance and print the answer.
+    ///
+    /// Prints every part of the answer, each as `subscribe` prints a message
+    /// (but line breaks as they are), or with --json as JSON objects. The
+    /// whole answer must come within --timeout, which includes the wait for
+    /// the responder to appear.
+    ///
+    /// Exit status: 0 when answered; 1 when the responder failed the request
+    /// or died with it pending; 2 on errors (unknown instance, timeout, ...).
+    Request(RequestArgs),
     /// Inside an instance: talk to the server that started it (for scripts).
     This {
         /// What to do.
@@ -179,4 +232,96 @@ pub enum ThisAction {
     },
     /// Print who this instance is (server, app, id).
     Whoami,
+}
+
+/// Who `publish` and `respond` speak as.
+#[derive(Debug, Args)]
+pub struct Identity {
+    /// Attach to the server as an instance of this application. Default: the
+    /// instance this process is, when a server started it; else "console".
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
+}
+
+/// `publish`.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The publisher's name.
+    pub name: String,
+    /// Synchronise on N subscribers: wait for them before the first line,
+    /// then never run ahead of the slowest (nobody misses a message).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub subscribers: Option<u32>,
+    /// Longest wait for the subscribers, for a slow one to catch up, and for
+    /// them to confirm the end.
+    #[arg(long, value_name = "D", default_value = "60s", value_parser = duration)]
+    pub wait: Duration,
+    /// Identity.
+    #[command(flatten)]
+    pub identity: Identity,
+}
+
+/// `subscribe`.
+#[derive(Debug, Args)]
+pub struct SubscribeArgs {
+    /// Instance id, or application name (its newest instance).
+    pub target: String,
+    /// The publisher's name.
+    pub name: String,
+    /// Longest wait for the publisher to appear.
+    #[arg(long, value_name = "D", default_value = "60s", value_parser = duration)]
+    pub wait: Duration,
+    /// How many received messages may wait to be printed before the next
+    /// ones are dropped (plain publishers only).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub queue: u32,
+    /// Print each message as a JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How `respond` answers.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Answer {
+    /// Answer each request with itself.
+    #[arg(long)]
+    pub echo: bool,
+    /// Answer each request with TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub reply: Option<String>,
+}
+
+/// `respond`.
+#[derive(Debug, Args)]
+pub struct RespondArgs {
+    /// The responder's name.
+    pub name: String,
+    /// The answer.
+    #[command(flatten)]
+    pub answer: Answer,
+    /// How many workers serve the requests.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: u32,
+    /// Identity.
+    #[command(flatten)]
+    pub identity: Identity,
+}
+
+/// `request`.
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// Instance id, or application name (its newest instance).
+    pub target: String,
+    /// The responder's name.
+    pub name: String,
+    /// The request (text).
+    pub message: String,
+    /// Longest wait for the whole answer, the wait for the responder
+    /// included.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Print each part of the answer as a JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

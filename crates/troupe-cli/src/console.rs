@@ -1,7 +1,7 @@
 //! The console commands.
 
 use crate::args::{Cli, Command, ServerArgs, StartArgs, ThisAction};
-use crate::table;
+use crate::{patterns, table};
 use futures::StreamExt;
 use std::fmt;
 use std::io::Write;
@@ -11,9 +11,9 @@ use troupe::{Instance, InstanceInfo, OutputKind, Server, State, This};
 
 /// A console failure: a one-line message and an exit status.
 #[derive(Debug)]
-struct Failure {
-    code: i32,
-    message: String,
+pub(crate) struct Failure {
+    pub(crate) code: i32,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Failure {
@@ -40,14 +40,14 @@ impl From<std::io::Error> for Failure {
     }
 }
 
-fn fail(code: i32, message: impl Into<String>) -> Failure {
+pub(crate) fn fail(code: i32, message: impl Into<String>) -> Failure {
     Failure {
         code,
         message: message.into(),
     }
 }
 
-type Outcome = Result<i32, Failure>;
+pub(crate) type Outcome = Result<i32, Failure>;
 
 /// Runs a parsed command line; returns the exit status.
 pub async fn run(cli: Cli) -> i32 {
@@ -60,7 +60,7 @@ pub async fn run(cli: Cli) -> i32 {
     }
 }
 
-async fn connect(cli: &Cli) -> Result<Server, Failure> {
+pub(crate) async fn connect(cli: &Cli) -> Result<Server, Failure> {
     let server = Server::connect(&cli.endpoint, Duration::from_secs(3)).await?;
     Ok(server.with_timeout(cli.request_timeout))
 }
@@ -75,6 +75,10 @@ async fn dispatch(cli: Cli) -> Outcome {
     match &cli.command {
         Command::Server(args) => server(args).await,
         Command::This { action } => this(action).await,
+        Command::Publish(a) => patterns::publish(&cli, a).await,
+        Command::Subscribe(a) => patterns::subscribe(&cli, a).await,
+        Command::Respond(a) => patterns::respond(&cli, a).await,
+        Command::Request(a) => patterns::request(&cli, a).await,
         Command::Apps(f) => {
             let apps = connect(&cli).await?.apps().await?;
             if f.json {
@@ -325,7 +329,7 @@ fn exit_text(i: &InstanceInfo) -> String {
     }
 }
 
-fn describe(info: &InstanceInfo) -> String {
+pub(crate) fn describe(info: &InstanceInfo) -> String {
     let mut s = info.state.to_string();
     match (info.exit_code, info.signal) {
         (Some(c), _) => s.push_str(&format!(" (exit code {c})")),

@@ -1,13 +1,21 @@
 //! The `troupe` command: `troupe server` runs a server; every other
 //! subcommand is the console, which talks to a server over Zenoh.
 //!
+//! The pattern commands speak to the publishers and responders of
+//! instances: `publish` and `respond` as an instance (the one a server
+//! started this process as, or one attached for the occasion), `subscribe`
+//! and `request` from outside.
+//!
 //! Exit status: 0 on success; 1 when the command worked but the instance did
 //! not succeed (`wait` on an instance that ended in error, `exec` of an app
-//! that failed gives the app's own code); 2 for errors (bad arguments,
+//! that failed gives the app's own code) or the other side of a pattern
+//! failed (a publisher went away without ending its stream, a responder
+//! failed a request or died with it pending); 2 for errors (bad arguments,
 //! unreachable server, unknown application or instance, timeout).
 
 mod args;
 mod console;
+mod patterns;
 mod table;
 
 pub use args::Cli;
@@ -21,7 +29,8 @@ pub fn main() -> i32 {
     let default_filter = if matches!(cli.command, args::Command::Server(_)) {
         "info,zenoh=warn"
     } else {
-        "warn,zenoh=error"
+        // The subscriber's own warning of missed messages is the console's.
+        "warn,zenoh=error,troupe::pubsub=error"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("TROUPE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
