@@ -33,7 +33,18 @@ fn the_embedded_example_parses() {
     let names: Vec<&str> = c.apps.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(
         names,
-        ["hello", "ticker", "sleeper", "failing", "cat", "env"]
+        [
+            "hello",
+            "ticker",
+            "sleeper",
+            "failing",
+            "cat",
+            "env",
+            "hello-subscriber",
+            "hello-publisher",
+            "echo-requester",
+            "echo-responder",
+        ]
     );
     assert_eq!(c.listen, [DEFAULT_ENDPOINT]);
     assert_eq!(c.log_dir, None);
@@ -55,10 +66,20 @@ fn the_embedded_example_parses() {
         .apps
         .iter()
         .all(|a| a.log.is_none() && !a.executable.contains('/')));
+    // The programs of crates/troupe-examples, found beside the troupe binary.
+    for name in [
+        "hello-subscriber",
+        "hello-publisher",
+        "echo-requester",
+        "echo-responder",
+    ] {
+        let a = c.app(name).unwrap();
+        assert_eq!((a.executable.as_str(), a.args.len()), (name, 0));
+    }
     let embedded = Config::embedded();
     assert_eq!(
         (embedded.source.as_str(), embedded.apps.len()),
-        (EMBEDDED, 6)
+        (EMBEDDED, 10)
     );
 }
 

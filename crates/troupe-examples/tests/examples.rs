@@ -1,0 +1,210 @@
+//! The example programs end to end, as `troupe exec` runs them: a real
+//! server (in-process) on the bundled configuration, with the examples'
+//! executables pointed at the binaries of this build. Every wait is bounded;
+//! dropping the server stops and reaps whatever is left.
+
+use std::future::Future;
+use std::path::Path;
+use troupe::{Error, Instance, InstanceInfo, Message, Server, State};
+use troupe_server::config::{Config, EXAMPLE};
+use troupe_testkit::{TestServer, TIMEOUT};
+
+/// The example programs of this crate, by name, as built for this test.
+const PROGRAMS: [(&str, &str); 4] = [
+    ("hello-subscriber", env!("CARGO_BIN_EXE_hello-subscriber")),
+    ("hello-publisher", env!("CARGO_BIN_EXE_hello-publisher")),
+    ("echo-requester", env!("CARGO_BIN_EXE_echo-requester")),
+    ("echo-responder", env!("CARGO_BIN_EXE_echo-responder")),
+];
+
+/// A server on the bundled configuration, each example app running its
+/// program by absolute path (the server would look for it beside its own
+/// binary, which in a test is the test executable).
+fn start_server() -> TestServer {
+    TestServer::start_with(EXAMPLE, |config| {
+        for app in &mut config.apps {
+            if let Some((_, path)) = PROGRAMS.iter().find(|(name, _)| *name == app.name) {
+                app.executable = path.to_string();
+            }
+        }
+    })
+    .expect("the test server starts")
+}
+
+/// Awaits `fut`, at most [`TIMEOUT`], and unwraps its result.
+async fn within<T>(what: &str, fut: impl Future<Output = troupe::Result<T>>) -> T {
+    match tokio::time::timeout(TIMEOUT, fut).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => panic!("{what}: {e}"),
+        Err(_) => panic!("{what}: not within {TIMEOUT:?}"),
+    }
+}
+
+async fn connect(server: &TestServer) -> Server {
+    within("connect", Server::connect(server.endpoint(), TIMEOUT)).await
+}
+
+/// The whole output of `instance`, line by line, once it has ended.
+async fn output(instance: &Instance) -> Vec<String> {
+    let what = format!("output of {} {}", instance.app(), instance.id());
+    let mut stream = within(&what, instance.output()).await;
+    let mut lines = Vec::new();
+    while let Some(line) = within(&what, stream.next_timeout(TIMEOUT)).await {
+        lines.push(line.text);
+    }
+    lines
+}
+
+/// Runs `app` as `troupe exec` does: its output and its terminal state.
+async fn exec(server: &Server, app: &str, args: &[&str]) -> (Instance, Vec<String>, InstanceInfo) {
+    let instance = within(&format!("start {app}"), server.start(app, args)).await;
+    let lines = output(&instance).await;
+    let info = within(&format!("end of {app}"), instance.wait_for(Some(TIMEOUT))).await;
+    (instance, lines, info)
+}
+
+/// The one instance of `app` that `starter` started (linked to it).
+async fn started_by(server: &Server, app: &str, starter: u64) -> Instance {
+    let all = within("ps", server.instances()).await;
+    let linked: Vec<&InstanceInfo> = all
+        .iter()
+        .filter(|i| i.app == app && i.starter == Some(starter))
+        .collect();
+    assert_eq!(linked.len(), 1, "one {app} started by {starter}: {all:#?}");
+    within("instance", server.instance(linked[0].id)).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hello_subscriber_prints_the_greetings_and_the_publishers_end() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+
+    let (subscriber, lines, info) = exec(&server, "hello-subscriber", &[]).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Success, Some(0)),
+        "{info:#?}\n{lines:#?}"
+    );
+    let publisher = started_by(&server, "hello-publisher", subscriber.id()).await;
+    assert_eq!(
+        lines,
+        [
+            "hello".to_string(),
+            "world".to_string(),
+            "!".to_string(),
+            format!(
+                "publisher {} ended: success (result: 3 messages)",
+                publisher.id()
+            ),
+        ]
+    );
+
+    let info = within("publisher", publisher.wait_for(Some(TIMEOUT))).await;
+    assert_eq!((info.state, info.exit_code), (State::Success, Some(0)));
+    let result = within("result", publisher.result()).await;
+    assert_eq!(result.as_deref(), Some(&b"3 messages"[..]));
+    assert_eq!(output(&publisher).await, ["sent 3 messages"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_requester_prints_the_replies_and_its_responder_is_stopped() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+
+    let (requester, lines, info) = exec(&server, "echo-requester", &["hello", "a b"]).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Success, Some(0)),
+        "{info:#?}\n{lines:#?}"
+    );
+    assert_eq!(lines, ["hello -> HELLO", "a b -> A B"]);
+
+    // Its responder was linked to it: the server stops it now, and it ends
+    // cleanly on its own (`on_stop`), so `stopped` with exit code 0.
+    let responder = started_by(&server, "echo-responder", requester.id()).await;
+    let info = within("responder", responder.wait_for(Some(TIMEOUT))).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Stopped, Some(0)),
+        "{info:#?}"
+    );
+    assert_eq!(
+        output(&responder).await,
+        ["hello -> HELLO", "a b -> A B", "stopping after 2 requests"]
+    );
+
+    // Without arguments: the default words.
+    let (_, lines, info) = exec(&server, "echo-requester", &[]).await;
+    assert_eq!(info.state, State::Success, "{info:#?}\n{lines:#?}");
+    assert_eq!(
+        lines,
+        ["hello -> HELLO", "troupe -> TROUPE", "world -> WORLD"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn echo_responder_refuses_what_is_not_text_and_stops_when_asked() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+    let responder = within("start", server.start("echo-responder", &[] as &[&str])).await;
+
+    let echo = within("requester", responder.requester("echo")).await;
+    within("responder", echo.wait_for_responder(TIMEOUT)).await;
+    let reply = within("request", echo.request("from a test")).await;
+    assert_eq!(reply.as_text().unwrap(), "FROM A TEST");
+    let refused = tokio::time::timeout(TIMEOUT, echo.request(Message::i32s(&[1, 2])))
+        .await
+        .expect("an answer in time")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::Refused(why) if why.contains("not text")),
+        "{refused}"
+    );
+
+    let info = within("stop", responder.stop_and_wait(Some(TIMEOUT))).await;
+    assert_eq!((info.state, info.exit_code), (State::Stopped, Some(0)));
+    assert_eq!(
+        output(&responder).await.last().map(String::as_str),
+        Some("stopping after 2 requests")
+    );
+}
+
+/// The bundled examples/troupe.toml (the file, which `troupe server` embeds)
+/// has an entry for every program of this crate, by its bare name, so that
+/// the server finds it beside the troupe binary.
+#[test]
+fn the_bundled_configuration_names_every_example() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/troupe.toml");
+    let config = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        EXAMPLE,
+        "the embedded copy is the file"
+    );
+
+    let mut programs: Vec<String> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src/bin"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter_map(|p| Some(p.file_stem()?.to_str()?.to_string()))
+            .collect();
+    programs.sort();
+    let mut names: Vec<&str> = PROGRAMS.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    assert_eq!(programs, names, "PROGRAMS lists every src/bin program");
+
+    for name in names {
+        let app = config
+            .app(name)
+            .unwrap_or_else(|| panic!("no [[app]] {name} in {}", file.display()));
+        assert_eq!(app.executable, name);
+        assert!(
+            app.args.is_empty() && !app.description.is_empty(),
+            "{app:#?}"
+        );
+    }
+    // What the starters start may run once per starter.
+    for started in ["hello-publisher", "echo-responder"] {
+        assert_eq!(config.app(started).unwrap().multiple, None);
+    }
+}
