@@ -3,7 +3,7 @@
 
 use crate::report::Report;
 use crate::rtt::size_label;
-use crate::thr::{measure, row, subjects, Plan};
+use crate::thr::{measure, row, subjects, target, Plan};
 
 /// Subscriber counts: 1, 10, 100 (quick: 1, 10).
 fn fans(quick: bool) -> Vec<usize> {
@@ -25,14 +25,21 @@ const SIZES: [usize; 2] = [8, 64 << 10];
 pub async fn fanout(report: &mut Report, quick: bool) -> anyhow::Result<()> {
     let plan = Plan::new(quick);
     let mut all = Vec::new();
-    for subject in subjects() {
+    for subject in subjects()
+        .into_iter()
+        .filter(|s| crate::rtt::selected(s.name()))
+    {
         report.note(format!(
             "thr/fanout, {}: {}",
             subject.name(),
             subject.method()
         ));
         for sinks in fans(quick) {
-            all.extend(measure(subject.as_ref(), sinks, &SIZES, plan, "fanout").await?);
+            let measured = measure(subject.as_ref(), sinks, &SIZES, plan, "fanout").await;
+            let what = format!("fanout, {}, 1 to {sinks}", subject.name());
+            if let Some(m) = report.tolerate(quick, subject.role(), &what, measured)? {
+                all.extend(m);
+            }
         }
     }
     if !cfg!(feature = "zmq") {
@@ -49,7 +56,9 @@ pub async fn fanout(report: &mut Report, quick: bool) -> anyhow::Result<()> {
         .iter()
         .map(|m| {
             let case = format!("{}, 1 to {}", size_label(m.size), m.sinks);
-            (m.role, row("fanout", case, m, plan))
+            let mut r = row("fanout", case, m, plan);
+            r.detail.push_str(&target(m, &all));
+            (m.role, r)
         })
         .collect();
     report.add_compared(rows);

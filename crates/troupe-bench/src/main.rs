@@ -11,14 +11,22 @@
 //! operations per second), `mem` (server resident memory, idle and with 200
 //! instances). The server runs as a separate process, as a user runs it.
 //!
-//! Transport scenarios, troupe's floor (raw TCP) and peers (raw Zenoh,
-//! libzmq with the `zmq` feature) measured side by side: `rtt`
-//! (request/reply round trips, p50/p90/p99, both ends on one CPU and
-//! unpinned), `thr` (one publisher to one subscriber, messages/s and
+//! Transport scenarios, troupe's patterns (requester/responder,
+//! publisher/subscriber: see `troupe_patterns.rs`), its floor (raw TCP) and
+//! its peers (raw Zenoh, libzmq with the `zmq` feature) measured side by
+//! side: `rtt` (request/reply round trips, p50/p90/p99, both ends on one CPU
+//! and unpinned), `thr` (one publisher to one subscriber, messages/s and
 //! bytes/s), `fanout` (one publisher to 1, 10, 100 subscribers). Each far
 //! end is this program re-executed as `--peer KIND PLACEMENT ARGS...`.
 //!
-//! `--quick` runs each scenario briefly and asserts nothing about speed.
+//! `--quick` runs each scenario briefly and asserts nothing about speed. In
+//! a full run, a troupe subject that fails leaves a note (FAILED, and why)
+//! instead of its figures, and the run goes on.
+//!
+//! Environment: `TROUPE_BENCH_ONLY=TEXT` measures only the transport
+//! subjects whose name contains TEXT (to profile one); `TROUPE_LOG` (an
+//! `EnvFilter`, such as `troupe=debug`) turns on the logs of the bench, its
+//! peers and its servers.
 
 mod fanout;
 mod peer;
@@ -30,6 +38,7 @@ mod spawn;
 mod stats;
 mod tcp;
 mod thr;
+mod troupe_patterns;
 mod wire;
 mod zenoh_raw;
 #[cfg(feature = "zmq")]
@@ -64,6 +73,14 @@ const ALL: [&str; 6] = ["spawn", "control", "mem", "rtt", "thr", "fanout"];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // Logs of the troupe library (and Zenoh), off unless asked for: the
+    // bench, its peers and its servers all read `TROUPE_LOG`.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TROUPE_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Some(peer) = &args.peer {
         // No runtime of ours: a peer starts only the threads its transport
         // needs, after pinning itself.

@@ -35,8 +35,17 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "tcp-echo" => crate::tcp::echo(arg(rest, 0)?),
         "tcp-sink" => crate::tcp::sink(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "zenoh-queryable" => crate::zenoh_raw::queryable(arg(rest, 0)?),
-        "zenoh-pong" => crate::zenoh_raw::pong(arg(rest, 0)?),
+        "zenoh-pong" => crate::zenoh_raw::pong(arg(rest, 0)?, false),
+        "zenoh-pong-routed" => crate::zenoh_raw::pong(arg(rest, 0)?, true),
+        "zenoh-router" => crate::zenoh_raw::router(arg(rest, 0)?),
         "zenoh-sink" => crate::zenoh_raw::sink(arg(rest, 0)?, arg(rest, 1)?.parse()?),
+        "troupe-rep" => crate::troupe_patterns::rep(arg(rest, 0)?),
+        "troupe-pub" => crate::troupe_patterns::publisher(arg(rest, 0)?, arg(rest, 1)?.parse()?),
+        "troupe-sink" => crate::troupe_patterns::sink(
+            arg(rest, 0)?,
+            arg(rest, 1)?.parse()?,
+            arg(rest, 2)?.parse()?,
+        ),
         #[cfg(feature = "zmq")]
         "zmq-rep" => crate::zmq_peer::rep(arg(rest, 0)?),
         #[cfg(feature = "zmq")]

@@ -44,7 +44,6 @@ pub enum Role {
     /// A peer (raw Zenoh, libzmq): rows get their ratio to each peer.
     Peer,
     /// troupe itself.
-    #[allow(dead_code)] // the troupe subjects come with the troupe patterns
     Troupe,
 }
 
@@ -131,6 +130,32 @@ impl Report {
                 }
             }
             self.rows.push(row);
+        }
+    }
+
+    /// The outcome of measuring one subject: its figures, or, for a troupe
+    /// subject in a full run, `None` and a note saying that it failed and
+    /// why (the run goes on, and the figures measured so far are kept; the
+    /// floor, the peers and any quick run fail as they are).
+    ///
+    /// # Errors
+    ///
+    /// `measured`'s error, unless tolerated.
+    pub fn tolerate<T>(
+        &mut self,
+        quick: bool,
+        role: Role,
+        what: &str,
+        measured: anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
+        match measured {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if role == Role::Troupe && !quick => {
+                eprintln!("troupe-bench: {what}: FAILED: {e:#}");
+                self.note(format!("{what}: FAILED, no figures: {e:#}"));
+                Ok(None)
+            }
+            Err(e) => Err(e.context(what.to_string())),
         }
     }
 

@@ -43,14 +43,24 @@ fn subjects() -> Vec<Box<dyn RttSubject>> {
     vec![
         Box::new(crate::tcp::RttTcp),
         Box::new(crate::zenoh_raw::RttGet),
-        Box::new(crate::zenoh_raw::RttPingPong),
+        Box::new(crate::zenoh_raw::RttPingPong { routed: false }),
+        Box::new(crate::zenoh_raw::RttPingPong { routed: true }),
         #[cfg(feature = "zmq")]
         Box::new(crate::zmq_peer::RttReqRep),
-        // The troupe subjects go here, one `RttSubject` each, with
-        // `Role::Troupe`, when the patterns exist: the requester/responder
-        // (a request and its reply) and the channel's synchronous send (a
-        // send and its reply).
+        Box::new(crate::troupe_patterns::RttReqRep),
+        // The channel's synchronous send (a send and its reply) goes here
+        // with issue 5.
     ]
+}
+
+/// Whether the subject `name` is to be measured: all of them, unless
+/// `TROUPE_BENCH_ONLY` is set, then those whose name contains it (to
+/// profile one subject; the ratios need the floor and the peers).
+pub fn selected(name: &str) -> bool {
+    match std::env::var("TROUPE_BENCH_ONLY") {
+        Ok(only) if !only.is_empty() => name.contains(&only),
+        _ => true,
+    }
 }
 
 /// Message sizes: 8 B, 1 KiB, 64 KiB, 1 MiB (quick: 8 B and 64 KiB).
@@ -90,6 +100,46 @@ struct Measured {
     latency: Latency,
 }
 
+/// Measures `subject` placed as `placement` at every size.
+async fn measure(
+    subject: &dyn RttSubject,
+    placement: Placement,
+    quick: bool,
+) -> anyhow::Result<Vec<Measured>> {
+    let mut out = Vec::new();
+    let mut link = subject.open(placement).await?;
+    let _pinned = placement.apply()?;
+    for size in sizes(quick) {
+        let (warm, n) = samples(quick, size);
+        link.round_trips(size, warm).await?;
+        let mut s = link.round_trips(size, n).await?;
+        anyhow::ensure!(
+            s.len() == n,
+            "{}: {} samples of {n}",
+            subject.name(),
+            s.len()
+        );
+        let latency = Latency::of(&mut s);
+        println!(
+            "  rtt      {:<30} {:<8} {:>7}: p50 {} us, p99 {} us",
+            subject.name(),
+            placement.to_string(),
+            size_label(size),
+            figure(latency.p50_us),
+            figure(latency.p99_us),
+        );
+        out.push(Measured {
+            subject: subject.name(),
+            topology: subject.topology(),
+            role: subject.role(),
+            placement,
+            size,
+            latency,
+        });
+    }
+    Ok(out)
+}
+
 /// The `rtt` scenario.
 ///
 /// # Errors
@@ -97,38 +147,13 @@ struct Measured {
 /// A subject failed to start or to answer in time.
 pub async fn rtt(report: &mut Report, quick: bool) -> anyhow::Result<()> {
     let mut all = Vec::new();
-    for subject in subjects() {
+    for subject in subjects().into_iter().filter(|s| selected(s.name())) {
         report.note(format!("rtt, {}: {}", subject.name(), subject.method()));
         for placement in Placement::both()? {
-            let mut link = subject.open(placement).await?;
-            let _pinned = placement.apply()?;
-            for size in sizes(quick) {
-                let (warm, n) = samples(quick, size);
-                link.round_trips(size, warm).await?;
-                let mut s = link.round_trips(size, n).await?;
-                anyhow::ensure!(
-                    s.len() == n,
-                    "{}: {} samples of {n}",
-                    subject.name(),
-                    s.len()
-                );
-                let latency = Latency::of(&mut s);
-                println!(
-                    "  rtt      {:<30} {:<8} {:>7}: p50 {} us, p99 {} us",
-                    subject.name(),
-                    placement.to_string(),
-                    size_label(size),
-                    figure(latency.p50_us),
-                    figure(latency.p99_us),
-                );
-                all.push(Measured {
-                    subject: subject.name(),
-                    topology: subject.topology(),
-                    role: subject.role(),
-                    placement,
-                    size,
-                    latency,
-                });
+            let measured = measure(subject.as_ref(), placement, quick).await;
+            let what = format!("rtt, {}, {placement}", subject.name());
+            if let Some(m) = report.tolerate(quick, subject.role(), &what, measured)? {
+                all.extend(m);
             }
         }
     }
@@ -151,6 +176,10 @@ pub async fn rtt(report: &mut Report, quick: bool) -> anyhow::Result<()> {
                 }
                 _ => String::new(),
             };
+            let target = match (m.role, floor) {
+                (Role::Troupe, Some(f)) => target(m, f, &all),
+                _ => String::new(),
+            };
             let l = &m.latency;
             let row = Row {
                 scenario: "rtt".into(),
@@ -160,7 +189,7 @@ pub async fn rtt(report: &mut Report, quick: bool) -> anyhow::Result<()> {
                 unit: "us".into(),
                 floor: None,
                 detail: format!(
-                    "p90 {} us, p99 {} us{p99_vs}, n={}; {}",
+                    "p90 {} us, p99 {} us{p99_vs}, n={}; {}{target}",
                     figure(l.p90_us),
                     figure(l.p99_us),
                     l.n,
@@ -174,6 +203,34 @@ pub async fn rtt(report: &mut Report, quick: bool) -> anyhow::Result<()> {
         .collect();
     report.add_compared(rows);
     Ok(())
+}
+
+/// Issue 4's target for a troupe row, against the floor `f` and the best
+/// raw Zenoh round trip of the same case: "p50 within 1.3x of the best raw
+/// Zenoh round trip and within 3x of raw TCP".
+fn target(m: &Measured, f: &Measured, all: &[Measured]) -> String {
+    let best = all
+        .iter()
+        .filter(|z| {
+            z.role == Role::Peer
+                && z.subject.starts_with("raw Zenoh")
+                && z.size == m.size
+                && z.placement == m.placement
+        })
+        .map(|z| z.latency.p50_us)
+        .min_by(f64::total_cmp);
+    let Some(best) = best else {
+        return String::new();
+    };
+    let (zenoh, tcp) = (1.3 * best, 3.0 * f.latency.p50_us);
+    let met = |ok: bool| if ok { "met" } else { "not met" };
+    format!(
+        "; target ≤ 1.3x best raw Zenoh = {} us ({}), ≤ 3x TCP = {} us ({})",
+        figure(zenoh),
+        met(m.latency.p50_us <= zenoh),
+        figure(tcp),
+        met(m.latency.p50_us <= tcp),
+    )
 }
 
 /// The note when the libzmq rows are absent.

@@ -300,6 +300,7 @@ impl ThrLink for TcpThr {
                     sent,
                     delivered,
                     elapsed: start.elapsed(),
+                    missed: None,
                 })
             })
         })

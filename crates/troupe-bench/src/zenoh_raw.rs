@@ -60,6 +60,40 @@ fn config(listen: Option<&str>, connect: Option<&str>) -> anyhow::Result<zenoh::
     Ok(c)
 }
 
+/// A peer-mode configuration as troupe's applications have it: connected
+/// to a router at `router`, listening on `tcp/127.0.0.1:0`, multicast
+/// scouting off and gossip on (the peers find each other through the router
+/// and link directly).
+fn routed_config(router: &str) -> anyhow::Result<zenoh::Config> {
+    let mut c = config(Some("tcp/127.0.0.1:0"), Some(router))?;
+    c.insert_json5("scouting/gossip/enabled", "true")
+        .map_err(|e| anyhow::anyhow!("zenoh configuration: {e}"))?;
+    Ok(c)
+}
+
+/// Peer `zenoh-router ENDPOINT`: a Zenoh router listening on ENDPOINT,
+/// multicast scouting off, as a troupe server runs it.
+///
+/// # Errors
+///
+/// The session failed to open.
+pub fn router(endpoint: &str) -> anyhow::Result<()> {
+    let mut c = zenoh::Config::default();
+    for (key, value) in [
+        ("mode", "\"router\"".to_string()),
+        ("listen/endpoints", format!("[\"{endpoint}\"]")),
+        ("scouting/multicast/enabled", "false".to_string()),
+    ] {
+        c.insert_json5(key, &value)
+            .map_err(|e| anyhow::anyhow!("zenoh configuration {key} = {value}: {e}"))?;
+    }
+    let _session = z(zenoh::open(c).wait())?;
+    // Until the bench closes standard input (see peer.rs).
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
 /// The bench's session, listening on a free loopback port, and the
 /// endpoint far ends connect to.
 async fn bench_session() -> anyhow::Result<(Session, String)> {
@@ -217,15 +251,27 @@ pub fn queryable(endpoint: &str) -> anyhow::Result<()> {
 }
 
 /// `rtt`: a put answered by a put, callbacks on both sides.
-pub struct RttPingPong;
+pub struct RttPingPong {
+    /// In troupe's topology: both peers connected to a router process and,
+    /// through gossip, to each other (else one direct link, nothing else).
+    pub routed: bool,
+}
 
 impl RttSubject for RttPingPong {
     fn name(&self) -> &'static str {
-        "raw Zenoh put/sub ping-pong"
+        if self.routed {
+            "raw Zenoh ping-pong beside a router"
+        } else {
+            "raw Zenoh put/sub ping-pong"
+        }
     }
 
     fn topology(&self) -> &'static str {
-        "peer to peer, 1 direct TCP link"
+        if self.routed {
+            "peers linked directly and to a router process"
+        } else {
+            "peer to peer, 1 direct TCP link"
+        }
     }
 
     fn role(&self) -> Role {
@@ -233,8 +279,16 @@ impl RttSubject for RttPingPong {
     }
 
     fn method(&self) -> String {
+        let topology = if self.routed {
+            "troupe's topology without troupe: a Zenoh router process (as a troupe server runs \
+             it) on tcp/127.0.0.1:<free port>, two peer-mode sessions connected to it and \
+             listening on tcp/127.0.0.1:0, multicast scouting off, gossip on (they link \
+             directly)"
+        } else {
+            TOPOLOGY
+        };
         format!(
-            "{TOPOLOGY}; declared publishers with express and Block on both sides; the far \
+            "{topology}; declared publishers with express and Block on both sides; the far \
              end's subscriber callback puts the payload back; the bench's subscriber callback \
              hands it to the measuring task (tokio mpsc)"
         )
@@ -242,7 +296,26 @@ impl RttSubject for RttPingPong {
 
     fn open(&self, placement: Placement) -> BoxFuture<'_, anyhow::Result<Box<dyn RttLink>>> {
         Box::pin(async move {
-            let (session, endpoint) = bench_session().await?;
+            let mut peers = Peers::default();
+            let (session, endpoint) = if self.routed {
+                let router = format!("tcp/127.0.0.1:{}", troupe_testkit::free_port());
+                peers.spawn(
+                    "zenoh-router",
+                    Placement::Any,
+                    std::slice::from_ref(&router),
+                )?;
+                let end = Instant::now() + WAIT;
+                let session = loop {
+                    match zenoh::open(routed_config(&router)?).await {
+                        Ok(s) => break s,
+                        Err(e) if Instant::now() > end => anyhow::bail!("no router: {e}"),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                };
+                (session, router)
+            } else {
+                bench_session().await?
+            };
             let (tx, pongs) = tokio::sync::mpsc::unbounded_channel();
             let subscriber = z(session
                 .declare_subscriber(KEY_PONG)
@@ -255,8 +328,12 @@ impl RttSubject for RttPingPong {
                 .congestion_control(CongestionControl::Block)
                 .express(true)
                 .await)?;
-            let mut peers = Peers::default();
-            peers.spawn("zenoh-pong", placement, &[endpoint])?;
+            let kind = if self.routed {
+                "zenoh-pong-routed"
+            } else {
+                "zenoh-pong"
+            };
+            peers.spawn(kind, placement, &[endpoint])?;
             let mut link = PingPongLink {
                 publisher,
                 pongs,
@@ -323,8 +400,12 @@ impl RttLink for PingPongLink {
 /// # Errors
 ///
 /// The session or a declaration failed, or idle for [`IDLE`].
-pub fn pong(endpoint: &str) -> anyhow::Result<()> {
-    let session = peer_session(endpoint)?;
+pub fn pong(endpoint: &str, routed: bool) -> anyhow::Result<()> {
+    let session = if routed {
+        z(zenoh::open(routed_config(endpoint)?).wait())?
+    } else {
+        peer_session(endpoint)?
+    };
     let publisher = z(session
         .declare_publisher(KEY_PONG)
         .congestion_control(CongestionControl::Block)
@@ -456,6 +537,7 @@ impl ThrLink for PubSubLink {
                     sent,
                     delivered,
                     elapsed: start.elapsed(),
+                    missed: None,
                 })
             })
         })

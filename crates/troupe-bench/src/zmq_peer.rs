@@ -270,6 +270,7 @@ impl ThrLink for PubLink {
                     sent,
                     delivered,
                     elapsed: start.elapsed(),
+                    missed: None,
                 })
             })
         })
