@@ -23,8 +23,8 @@
 //! a full run, a troupe subject that fails leaves a note (FAILED, and why)
 //! instead of its figures, and the run goes on.
 //!
-//! Environment: `TROUPE_BENCH_ONLY=TEXT` measures only the transport
-//! subjects whose name contains TEXT (to profile one); `TROUPE_LOG` (an
+//! Environment: `TROUPE_BENCH_ONLY=TEXT[,TEXT...]` measures only the
+//! transport subjects whose name contains one of the TEXTs (to profile one); `TROUPE_LOG` (an
 //! `EnvFilter`, such as `troupe=debug`) turns on the logs of the bench, its
 //! peers and its servers.
 

@@ -54,11 +54,14 @@ fn subjects() -> Vec<Box<dyn RttSubject>> {
 }
 
 /// Whether the subject `name` is to be measured: all of them, unless
-/// `TROUPE_BENCH_ONLY` is set, then those whose name contains it (to
-/// profile one subject; the ratios need the floor and the peers).
+/// `TROUPE_BENCH_ONLY` is set, then those whose name contains one of its
+/// comma-separated parts (to profile one subject, or compare two; the
+/// ratios need the floor and the peers).
 pub fn selected(name: &str) -> bool {
     match std::env::var("TROUPE_BENCH_ONLY") {
-        Ok(only) if !only.is_empty() => name.contains(&only),
+        Ok(only) if !only.is_empty() => only
+            .split(',')
+            .any(|part| !part.is_empty() && name.contains(part)),
         _ => true,
     }
 }

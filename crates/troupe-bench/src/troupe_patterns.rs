@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use zenoh::bytes::ZBytes;
 use troupe::{
     Instance, Message, Mode, PublisherOptions, Requester, RequesterOptions, Server, SessionOptions,
     SubscriberOptions, This,
@@ -124,12 +125,11 @@ impl RttSubject for RttReqRep {
 
     fn method(&self) -> String {
         format!(
-            "{SETTINGS}; the bench's Requester (request, a new Message::bytes copied from the \
-             payload for each request, inside the clock) to a Responder of the far \
-             end, which replies with a copy of each request's message; troupe's settings: \
-             requests and replies are puts (not declared publishers, so Zenoh also sends each \
-             one to the server, which drops it), express, Block; the server process is not \
-             pinned"
+            "{SETTINGS}; the bench's Requester (request, Message::zbytes of one payload kept \
+             as ZBytes, as the raw rows keep theirs: no copy) to a Responder of the far end, \
+             which replies with the request's message (a clone of a ZBytes: no copy); troupe's \
+             settings: requests and replies by declared publishers, express, Block; the server \
+             process is not pinned"
         )
     }
 
@@ -178,19 +178,19 @@ impl RttLink for ReqLink {
         n: usize,
     ) -> BoxFuture<'_, anyhow::Result<Vec<Duration>>> {
         Box::pin(async move {
-            let payload = vec![0x5au8; size];
+            let payload = ZBytes::from(vec![0x5au8; size]);
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
                 let t = Instant::now();
                 let answer = self
                     .requester
-                    .request(Message::bytes(payload.clone()))
+                    .request(Message::zbytes(payload.clone()))
                     .await?;
                 out.push(t.elapsed());
                 anyhow::ensure!(
-                    answer.body().len() == size,
+                    answer.len() == size,
                     "an answer of {} bytes for {size}",
-                    answer.body().len()
+                    answer.len()
                 );
             }
             Ok(out)
@@ -255,7 +255,7 @@ impl ThrSubject for ThrPubSub {
         };
         format!(
             "{SETTINGS}; the publisher, {kind}, runs in the far end: asked by the bench, it \
-             sends a new Message::bytes copied from the payload each time, from one task, then \
+             sends Message::zbytes of one payload kept as ZBytes (no copy), from one task, then \
              the round's marker, and times from its first send to the last acknowledgement; \
              one subscriber runs in the bench process, more run one per process; each counts \
              the messages it received (the figure) and reports missed(); troupe's settings: \
@@ -471,13 +471,13 @@ async fn run_round(
         publisher.wait_for_subscribers(cmd.sinks, WAIT).await?;
     }
     let duration = Duration::from_micros(cmd.micros);
-    let payload = vec![0x5au8; cmd.size];
+    let payload = ZBytes::from(vec![0x5au8; cmd.size]);
     let every = (65_536 / cmd.size.max(1)).clamp(1, 256);
     let start = Instant::now();
     let mut sent = 0u64;
     while start.elapsed() < duration {
         for _ in 0..every {
-            publisher.send(Message::bytes(payload.clone())).await?;
+            publisher.send(Message::zbytes(payload.clone())).await?;
         }
         sent += every as u64;
     }
@@ -560,8 +560,8 @@ async fn sink_loop(server: Server, publisher: u64, id: u32) -> anyhow::Result<()
     let confirmed = Arc::new(AtomicI64::new(-1));
     let in_flight = Arc::new(AtomicBool::new(false));
     while let Some(message) = subscriber.recv_timeout(IDLE).await? {
-        let body = message.body();
-        let Some(ack) = counter.take_len(body.len(), || wire::parse_marker(body)) else {
+        let Some(ack) = counter.take_len(message.len(), || wire::parse_marker(message.body()))
+        else {
             continue;
         };
         if last_round != Some(ack.round) {

@@ -455,3 +455,34 @@ async fn a_publisher_that_never_comes_times_out_and_an_ended_instance_is_gone() 
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_publisher_is_checked_on_and_not_taken_for_gone() {
+    // A message every 2.5 s: each wait outlasts the subscriber's periodic
+    // check of its publisher's token (every 2 s), which must find it alive.
+    let (_s, server) = pattern_server().await;
+    let inst = start(&server, "forever", &["feed", "2500"]).await;
+    let mut sub = subscribe(&inst, "feed").await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        got.push(next_number(&mut sub).await.unwrap().expect("a message"));
+    }
+    assert!(consecutive(&got), "{got:?}");
+    assert_eq!(sub.missed(), 0);
+    // A short wait in the silence is a timeout, not a loss of the publisher.
+    let quiet = within("recv", sub.recv_timeout(Duration::from_millis(100))).await;
+    assert!(matches!(quiet, Err(Error::Timeout(_))), "{quiet:?}");
+    within("kill", inst.kill_and_wait(Some(TIMEOUT)))
+        .await
+        .unwrap();
+    let after = within("recv", async {
+        loop {
+            match sub.recv().await {
+                Ok(Some(_)) => {}
+                other => break other,
+            }
+        }
+    })
+    .await;
+    assert!(matches!(after, Err(Error::Gone(_))), "{after:?}");
+}

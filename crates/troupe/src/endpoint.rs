@@ -28,6 +28,15 @@ use zenoh::sample::{Sample, SampleKind};
 /// only after this quiet time.
 pub(crate) const GONE_GRACE: Duration = Duration::from_millis(200);
 
+/// While a member seems to be there and nothing comes from it, its token is
+/// asked of the network this often: a withdrawal missed by the watch (it
+/// happens when a token goes while the watch's first query is in flight)
+/// must not leave a wait hanging.
+pub(crate) const RECHECK: Duration = Duration::from_secs(2);
+
+/// The bound of one liveliness query about a member.
+const CONFIRM: Duration = Duration::from_secs(2);
+
 /// Where an endpoint lives.
 #[derive(Debug, Clone)]
 pub(crate) struct Endpoint {
@@ -137,6 +146,35 @@ impl Endpoint {
         Ok(false)
     }
 
+    /// Whether the token of `member` is there now, asked of the network
+    /// (one liveliness query, at most `limit`); `None` when the query failed
+    /// or ran out of time, so that nothing is known.
+    pub async fn member_alive(&self, member: &str, limit: Duration) -> Option<bool> {
+        let key =
+            self.session
+                .keys()
+                .member_alive(&self.server, self.id, self.kind, &self.name, member);
+        let start = Instant::now();
+        let replies = self
+            .session
+            .zenoh()
+            .liveliness()
+            .get(key)
+            .timeout(limit)
+            .await
+            .ok()?;
+        let end = start + limit;
+        loop {
+            match tokio::time::timeout_at(end, replies.recv_async()).await {
+                Ok(Ok(reply)) if reply.result().is_ok() => return Some(true),
+                Ok(Ok(_)) => {}
+                // The replies ended: an answer, unless it was the timeout.
+                Ok(Err(_)) => return (Instant::now() < end).then_some(false),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Follows the members of the endpoint.
     pub async fn members(&self) -> Result<Members> {
         let key =
@@ -200,6 +238,135 @@ impl Endpoint {
             self.label(),
             fmt_duration(timeout)
         ))
+    }
+}
+
+/// What [`Presence::check`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seen {
+    /// The member is there; check again at this time.
+    There(Instant),
+    /// Its token went away; it is gone unless messages or its token come
+    /// back by this time.
+    Leaving(Instant),
+    /// Gone: its token went away, the grace time passed and the network
+    /// confirmed it.
+    Gone,
+}
+
+impl Seen {
+    /// When to check again (never for `Gone`).
+    pub fn wake(self) -> Option<Instant> {
+        match self {
+            Seen::There(at) | Seen::Leaving(at) => Some(at),
+            Seen::Gone => None,
+        }
+    }
+}
+
+/// Whether one member of an endpoint (a publisher, a worker) is still
+/// there, for a side that waits on it. The watch of members says first; a
+/// member seen going is reported gone only after [`GONE_GRACE`] and a
+/// liveliness query that does not find it (a link closed and reopened
+/// withdraws tokens for a moment); a member that seems there is asked of
+/// the network every [`RECHECK`] while the side waits.
+#[derive(Debug)]
+pub(crate) struct Presence {
+    member: String,
+    grace: Option<Instant>,
+    /// Queries found no token though the watch shows one, twice in a row.
+    absent: bool,
+    /// Queries in a row that found no token though the watch shows one.
+    doubts: u32,
+    /// Queries in a row that got no answer in their time.
+    unanswered: u32,
+    recheck: Instant,
+}
+
+/// Queries in a row that must find no token, while the watch shows one,
+/// before the member is taken for gone.
+const DOUBTS: u32 = 2;
+
+/// Queries in a row left unanswered, while the watch shows the member
+/// gone, after which it is taken for gone.
+const UNANSWERED: u32 = 3;
+
+impl Presence {
+    pub fn new(member: &str) -> Self {
+        Self {
+            member: member.to_string(),
+            grace: None,
+            absent: false,
+            doubts: 0,
+            unanswered: 0,
+            recheck: Instant::now() + RECHECK,
+        }
+    }
+
+    /// Where the member stands now; may ask the network, never past
+    /// `deadline`.
+    pub async fn check(
+        &mut self,
+        ep: &Endpoint,
+        members: &Members,
+        deadline: Option<Instant>,
+    ) -> Seen {
+        let limit = |now: Instant| {
+            deadline.map_or(CONFIRM, |d| d.saturating_duration_since(now).min(CONFIRM))
+        };
+        if !self.absent && members.contains(&self.member) {
+            self.grace = None;
+            self.unanswered = 0;
+            let now = Instant::now();
+            if now < self.recheck || limit(now).is_zero() {
+                return Seen::There(self.recheck.max(now));
+            }
+            let alive = ep.member_alive(&self.member, limit(now)).await;
+            tracing::debug!(member = %self.member, ?alive, "recheck of a member the watch shows");
+            if alive == Some(false) {
+                self.doubts += 1;
+                self.absent = self.doubts >= DOUBTS;
+            } else {
+                self.doubts = 0;
+            }
+            if !self.absent {
+                let next = if self.doubts > 0 { GONE_GRACE } else { RECHECK };
+                self.recheck = Instant::now() + next;
+                return Seen::There(self.recheck);
+            }
+        }
+        let now = Instant::now();
+        let until = *self.grace.get_or_insert(now + GONE_GRACE);
+        if now < until {
+            return Seen::Leaving(until);
+        }
+        if self.absent {
+            return Seen::Gone;
+        }
+        let limit = limit(now);
+        let alive = ep.member_alive(&self.member, limit).await;
+        tracing::debug!(member = %self.member, ?alive, "confirming a member the watch lost");
+        match alive {
+            Some(false) => Seen::Gone,
+            // No answer in the whole time allowed, again and again.
+            None if limit == CONFIRM => {
+                self.unanswered += 1;
+                if self.unanswered >= UNANSWERED {
+                    return Seen::Gone;
+                }
+                let later = Instant::now() + GONE_GRACE;
+                self.grace = Some(later);
+                Seen::Leaving(later)
+            }
+            // Cut short by the caller's deadline: nothing learnt.
+            None => Seen::Leaving(Instant::now()),
+            // Its token is there: the watch lags behind. Ask again later.
+            Some(true) => {
+                let later = Instant::now() + RECHECK;
+                self.grace = Some(later);
+                Seen::Leaving(later)
+            }
+        }
     }
 }
 
@@ -289,7 +456,7 @@ pub(crate) fn attachment(frame: &Frame) -> Result<ZBytes> {
 
 /// The frame header and the body of a sample; `None` (with a warning) for a
 /// sample that does not carry a valid frame header.
-pub(crate) fn decode(sample: &Sample) -> Option<(Frame, Vec<u8>)> {
+pub(crate) fn decode(sample: &Sample) -> Option<(Frame, ZBytes)> {
     if sample.kind() != SampleKind::Put {
         return None;
     }
@@ -298,7 +465,7 @@ pub(crate) fn decode(sample: &Sample) -> Option<(Frame, Vec<u8>)> {
         return None;
     };
     match Frame::decode(&att.to_bytes()) {
-        Ok(f) => Some((f, sample.payload().to_bytes().into_owned())),
+        Ok(f) => Some((f, sample.payload().clone())),
         Err(e) => {
             tracing::warn!(key = %sample.key_expr(), error = %e, "sample with a bad frame header skipped");
             None

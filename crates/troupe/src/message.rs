@@ -5,6 +5,8 @@ use crate::error::{Error, Result};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
+use std::sync::OnceLock;
+use zenoh::bytes::ZBytes;
 pub use troupe_protocol::frame::Content;
 
 /// One message of a pattern: a body with its content type, and an optional
@@ -23,12 +25,25 @@ pub use troupe_protocol::frame::Content;
 /// let j = Message::json(&serde_json::json!({"x": 1})).unwrap();
 /// assert_eq!(j.to_json::<serde_json::Value>().unwrap()["x"], 1);
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Message {
     content: Content,
     header: Option<Vec<u8>>,
-    body: Vec<u8>,
+    /// The body as Zenoh carries it: reference-counted, so sending,
+    /// receiving and cloning a message never copy it.
+    body: ZBytes,
+    /// A contiguous copy of a body that arrived in several slices, made the
+    /// first time the body is read as bytes.
+    flat: OnceLock<Vec<u8>>,
 }
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.content == other.content && self.header == other.header && self.body() == other.body()
+    }
+}
+
+impl Eq for Message {}
 
 impl fmt::Debug for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -39,7 +54,7 @@ impl fmt::Debug for Message {
         }
         match self.content {
             Content::Text | Content::Json if self.body.len() <= 256 => {
-                d.field("body", &String::from_utf8_lossy(&self.body))
+                d.field("body", &String::from_utf8_lossy(self.body()))
             }
             _ => d.field("body_len", &self.body.len()),
         };
@@ -48,12 +63,24 @@ impl fmt::Debug for Message {
 }
 
 impl Message {
-    pub(crate) fn from_parts(content: Content, header: Option<Vec<u8>>, body: Vec<u8>) -> Self {
+    pub(crate) fn from_parts(
+        content: Content,
+        header: Option<Vec<u8>>,
+        body: impl Into<ZBytes>,
+    ) -> Self {
         Self {
             content,
             header,
-            body,
+            body: body.into(),
+            flat: OnceLock::new(),
         }
+    }
+
+    /// Opaque bytes held in a Zenoh buffer, taken without a copy: a
+    /// payload kept by the application and sent many times costs nothing
+    /// per send (clone the `ZBytes`: it is reference-counted).
+    pub fn zbytes(body: ZBytes) -> Self {
+        Self::from_parts(Content::Bytes, None, body)
     }
 
     /// Opaque bytes.
@@ -78,13 +105,13 @@ impl Message {
 
     /// An array of doubles.
     pub fn f64s(values: &[f64]) -> Self {
-        let body = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Self::from_parts(Content::F64s, None, body)
     }
 
     /// An array of 32-bit integers.
     pub fn i32s(values: &[i32]) -> Self {
-        let body = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Self::from_parts(Content::I32s, None, body)
     }
 
@@ -107,11 +134,39 @@ impl Message {
 
     /// The body as bytes, whatever its content type.
     pub fn body(&self) -> &[u8] {
+        let mut slices = self.body.slices();
+        match (slices.next(), slices.next()) {
+            (None, _) => &[],
+            (Some(one), None) => one,
+            _ => self.flat.get_or_init(|| self.body.to_bytes().into_owned()),
+        }
+    }
+
+    /// The body's length in bytes.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The body as the Zenoh buffer that carries it (no copy).
+    pub fn payload(&self) -> &ZBytes {
         &self.body
     }
 
-    /// The body, consumed.
+    /// The body, consumed (a copy only when it is shared or in slices).
     pub fn into_body(self) -> Vec<u8> {
+        match self.flat.into_inner() {
+            Some(flat) => flat,
+            None => self.body.to_bytes().into_owned(),
+        }
+    }
+
+    /// The body as a Zenoh buffer, consumed (no copy).
+    pub(crate) fn into_payload(self) -> ZBytes {
         self.body
     }
 
@@ -122,7 +177,7 @@ impl Message {
     /// UTF-8.
     pub fn as_text(&self) -> Result<&str> {
         match self.content {
-            Content::Text | Content::Json => std::str::from_utf8(&self.body)
+            Content::Text | Content::Json => std::str::from_utf8(self.body())
                 .map_err(|e| Error::Invalid(format!("message is not UTF-8: {e}"))),
             other => Err(mismatch("text", other)),
         }
@@ -135,7 +190,7 @@ impl Message {
     /// `T`.
     pub fn to_json<T: DeserializeOwned>(&self) -> Result<T> {
         match self.content {
-            Content::Json => serde_json::from_slice(&self.body)
+            Content::Json => serde_json::from_slice(self.body())
                 .map_err(|e| Error::Invalid(format!("message is not the JSON expected: {e}"))),
             other => Err(mismatch("json", other)),
         }
@@ -171,7 +226,7 @@ impl Message {
             )));
         }
         Ok(self
-            .body
+            .body()
             .chunks_exact(N)
             .map(|c| f(c.try_into().expect("chunk of N")))
             .collect())
@@ -181,18 +236,18 @@ impl Message {
     /// arrays, bytes as text when they are UTF-8, else in hex.
     pub fn display(&self) -> String {
         match self.content {
-            Content::Text | Content::Json => String::from_utf8_lossy(&self.body).into_owned(),
+            Content::Text | Content::Json => String::from_utf8_lossy(self.body()).into_owned(),
             Content::F64s => match self.to_f64s() {
                 Ok(v) => serde_json::to_string(&v).unwrap_or_default(),
-                Err(_) => hex(&self.body),
+                Err(_) => hex(self.body()),
             },
             Content::I32s => match self.to_i32s() {
                 Ok(v) => serde_json::to_string(&v).unwrap_or_default(),
-                Err(_) => hex(&self.body),
+                Err(_) => hex(self.body()),
             },
-            Content::Bytes => match std::str::from_utf8(&self.body) {
+            Content::Bytes => match std::str::from_utf8(self.body()) {
                 Ok(s) => s.to_string(),
-                Err(_) => hex(&self.body),
+                Err(_) => hex(self.body()),
             },
         }
     }
@@ -233,6 +288,12 @@ impl From<&[u8]> for Message {
 impl<const N: usize> From<&[u8; N]> for Message {
     fn from(b: &[u8; N]) -> Self {
         Message::bytes(&b[..])
+    }
+}
+
+impl From<ZBytes> for Message {
+    fn from(b: ZBytes) -> Self {
+        Message::zbytes(b)
     }
 }
 

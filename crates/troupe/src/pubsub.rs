@@ -16,7 +16,7 @@
 //! messages that do not fit are dropped *for that subscriber only*, counted
 //! ([`Subscriber::missed`]) and logged.
 
-use crate::endpoint::{self, Endpoint, Members, GONE_GRACE};
+use crate::endpoint::{self, Endpoint, Members, Presence, Seen};
 use crate::error::{fmt_duration, Error, Result};
 use crate::instance::Instance;
 use crate::message::Message;
@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use troupe_protocol::frame::{Frame, FrameType, FLAG_SYNC};
 use troupe_protocol::keys::{EndpointKind, Role};
+use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::CongestionControl;
 
@@ -125,6 +126,13 @@ struct PubState {
     last: u64,
     /// The synchronisation on n subscribers was reached once.
     reached: bool,
+    /// Messages up to this sequence number fit in the window of every
+    /// subscriber known at the last check. Acknowledgements only grow, and a
+    /// subscriber that joins starts at the current message, so this bound
+    /// stays safe until the members change.
+    clear_until: u64,
+    /// Tells when the members changed since that check.
+    changes: Option<tokio::sync::watch::Receiver<BTreeSet<String>>>,
 }
 
 /// What the subscribers of a synchronised publisher acknowledged.
@@ -276,11 +284,19 @@ impl Publisher {
                 }
                 state.reached = true;
             }
-            self.wait_window(seq, deadline).await?;
+            let members_changed = match &state.changes {
+                Some(changes) => changes.has_changed().unwrap_or(true),
+                None => true,
+            };
+            if seq > state.clear_until || members_changed {
+                let changes = state.changes.get_or_insert_with(|| self.members.changes());
+                changes.borrow_and_update();
+                state.clear_until = self.wait_window(seq, deadline).await?;
+            }
             frame.flags |= FLAG_SYNC;
         }
         self.zpub
-            .put(message.into_body())
+            .put(message.into_payload())
             .attachment(endpoint::attachment(&frame)?)
             .await
             .map_err(Error::Zenoh)?;
@@ -288,8 +304,9 @@ impl Publisher {
         Ok(())
     }
 
-    /// Waits until every subscriber acknowledged up to `seq - window`.
-    async fn wait_window(&self, seq: u64, deadline: Instant) -> Result<()> {
+    /// Waits until every subscriber acknowledged up to `seq - window`; the
+    /// last sequence number that fits in the window then.
+    async fn wait_window(&self, seq: u64, deadline: Instant) -> Result<u64> {
         let mut changes = self.members.changes();
         loop {
             let notified = self.acks.changed.notified();
@@ -317,7 +334,8 @@ impl Publisher {
                         }
                     }
                 }
-                _ => return Ok(()),
+                Some((acked, _)) => return Ok(acked + self.opts.window),
+                None => return Ok(seq),
             }
         }
     }
@@ -396,7 +414,7 @@ impl Default for SubscriberOptions {
 
 /// What the Zenoh callback hands to the subscriber.
 enum Item {
-    Data(Frame, Vec<u8>),
+    Data(Frame, ZBytes),
     /// The end, with its sequence number (one past the last message).
     End(u64),
 }
@@ -410,8 +428,7 @@ enum Item {
 #[derive(Debug)]
 pub struct Subscriber {
     ep: Endpoint,
-    owner: String,
-    member: String,
+    presence: Presence,
     members: Members,
     rx: mpsc::UnboundedReceiver<Item>,
     queued: Arc<AtomicUsize>,
@@ -423,6 +440,7 @@ pub struct Subscriber {
     acked: u64,
     ended: bool,
     failed: Option<String>,
+    acks: Arc<zenoh::pubsub::Publisher<'static>>,
     _sub: zenoh::pubsub::Subscriber<()>,
     _token: LivelinessToken,
 }
@@ -452,11 +470,21 @@ impl Subscriber {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(AtomicU64::new(0));
+        // Acknowledgements go by a declared publisher, express: only to the
+        // publisher (an undeclared put also goes to the server), at once.
+        let acks = Arc::new(
+            session
+                .zenoh()
+                .declare_publisher(format!("{key}/ack/{member}"))
+                .congestion_control(CongestionControl::Block)
+                .express(true)
+                .await
+                .map_err(Error::Zenoh)?,
+        );
         let sub = {
             let (queued, overflow) = (queued.clone(), overflow.clone());
             let capacity = opts.queue.max(1);
-            let zenoh = session.zenoh().clone();
-            let ack_key = format!("{key}/ack/{member}");
+            let acks = acks.clone();
             let runtime = tokio::runtime::Handle::current();
             session
                 .zenoh()
@@ -479,13 +507,10 @@ impl Subscriber {
                             // Confirm the end at once, from here: the
                             // publisher may be waiting to exit.
                             let ack = Frame::new(FrameType::EndAck, frame.seq);
-                            let (zenoh, key) = (zenoh.clone(), ack_key.clone());
+                            let acks = acks.clone();
                             runtime.spawn(async move {
                                 if let Ok(att) = endpoint::attachment(&ack) {
-                                    let put = zenoh
-                                        .put(key, Vec::<u8>::new())
-                                        .attachment(att)
-                                        .congestion_control(CongestionControl::Block);
+                                    let put = acks.put(Vec::<u8>::new()).attachment(att);
                                     if let Err(e) = put.await {
                                         tracing::debug!(error = %e, "end acknowledgement not sent");
                                     }
@@ -507,8 +532,7 @@ impl Subscriber {
         };
         Ok(Subscriber {
             ep,
-            owner,
-            member,
+            presence: Presence::new(&owner),
             members,
             rx,
             queued,
@@ -519,6 +543,7 @@ impl Subscriber {
             acked: 0,
             ended: false,
             failed: None,
+            acks,
             _sub: sub,
             _token: token,
         })
@@ -566,13 +591,19 @@ impl Subscriber {
         if let Some(why) = &self.failed {
             return Err(Error::Gone(why.clone()));
         }
+        // What is queued is delivered first, without the waiting machinery.
+        if let Ok(item) = self.rx.try_recv() {
+            return self.take(item).await;
+        }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut changes = self.members.changes();
-        let mut grace: Option<Instant> = None;
         loop {
             // Read "gone" before the queue: what came by the token's route
             // before it went away is in the queue by then.
-            let gone = !self.members.contains(&self.owner);
+            let seen = self
+                .presence
+                .check(&self.ep, &self.members, deadline)
+                .await;
             match self.rx.try_recv() {
                 Ok(item) => return self.take(item).await,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -580,31 +611,27 @@ impl Subscriber {
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            let now = Instant::now();
-            if gone {
-                // Messages may still come by another route for a moment.
-                let until = *grace.get_or_insert(now + GONE_GRACE);
-                if now >= until {
-                    return Err(self.fail("it went away without ending its stream"));
-                }
+            if seen == Seen::Gone {
+                return Err(self.fail("it went away without ending its stream"));
             }
-            if deadline.is_some_and(|d| now >= d) {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(Error::Timeout(format!(
                     "no message from {} within {}",
                     self.ep.label(),
                     fmt_duration(timeout.unwrap_or_default())
                 )));
             }
-            let wake = match (deadline, grace) {
-                (Some(d), Some(g)) => Some(d.min(g)),
-                (d, g) => d.or(g),
+            let wake = match (deadline, seen.wake()) {
+                (Some(d), Some(s)) => Some(d.min(s)),
+                (d, s) => d.or(s),
             };
+            let there = matches!(seen, Seen::There(_));
             tokio::select! {
                 item = self.rx.recv() => match item {
                     Some(item) => return self.take(item).await,
                     None => return Err(self.fail("its subscription was closed")),
                 },
-                _ = changes.changed(), if !gone => {}
+                _ = changes.changed(), if there => {}
                 () = sleep_until_opt(wake) => {}
             }
         }
@@ -656,18 +683,10 @@ impl Subscriber {
     /// Tells a synchronised publisher what was consumed.
     async fn ack(&mut self) {
         let frame = Frame::new(FrameType::Ack, self.consumed);
-        let key = format!("{}/ack/{}", self.ep.data_key(), self.member);
         let Ok(att) = endpoint::attachment(&frame) else {
             return;
         };
-        let put = self
-            .ep
-            .session
-            .zenoh()
-            .put(key, Vec::<u8>::new())
-            .attachment(att)
-            .congestion_control(CongestionControl::Block);
-        match put.await {
+        match self.acks.put(Vec::<u8>::new()).attachment(att).await {
             Ok(()) => self.acked = self.consumed,
             Err(e) => tracing::debug!(error = %e, "acknowledgement not sent"),
         }

@@ -16,7 +16,7 @@
 //! failure ([`Request::fail`]). A request dropped without a final reply is
 //! answered with a failure.
 
-use crate::endpoint::{self, Endpoint, Members, GONE_GRACE};
+use crate::endpoint::{self, Endpoint, Members, Presence, Seen};
 use crate::error::{fmt_duration, Error, Result};
 use crate::instance::Instance;
 use crate::message::Message;
@@ -31,6 +31,7 @@ use troupe_protocol::frame::{Address, Content, Frame, FrameType};
 use troupe_protocol::keys::{EndpointKind, Role};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::CongestionControl;
+use zenoh::bytes::ZBytes;
 use zenoh::Wait as _;
 
 /// How many requests may wait in a worker's queue before new ones are
@@ -58,8 +59,11 @@ impl Responder {
         let member = endpoint::new_member(&session, Role::Worker);
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
         let key = format!("{}/{member}", ep.data_key());
+        let replies = Arc::new(ReplyPublishers {
+            zenoh: session.zenoh().clone(),
+            map: Mutex::default(),
+        });
         let sub = {
-            let zenoh = session.zenoh().clone();
             let label = ep.label();
             session
                 .zenoh()
@@ -76,7 +80,7 @@ impl Responder {
                         id: frame.seq,
                         from: address.from,
                         reply_key: address.reply_key,
-                        zenoh: zenoh.clone(),
+                        replies: replies.clone(),
                         done: false,
                     };
                     if let Err(mpsc::error::TrySendError::Full(mut r)) = tx.try_send(request) {
@@ -148,8 +152,59 @@ pub struct Request {
     id: u64,
     from: String,
     reply_key: String,
-    zenoh: zenoh::Session,
+    replies: Arc<ReplyPublishers>,
     done: bool,
+}
+
+/// How many reply keys a worker keeps a declared publisher for.
+const REPLY_PUBLISHERS: usize = 256;
+
+/// A reply publisher unused this long is dropped when room is needed.
+const REPLY_PUBLISHER_IDLE: Duration = Duration::from_secs(60);
+
+type ZPublisher = zenoh::pubsub::Publisher<'static>;
+
+/// The declared publishers of the reply keys a worker answers (at most
+/// [`REPLY_PUBLISHERS`], the least recently used dropped first). A put on a
+/// key without a declared publisher also goes to the server, which drops
+/// it: a declared publisher sends only where a requester listens.
+#[derive(Debug)]
+struct ReplyPublishers {
+    zenoh: zenoh::Session,
+    map: Mutex<HashMap<String, (Arc<ZPublisher>, std::time::Instant)>>,
+}
+
+impl ReplyPublishers {
+    async fn get(&self, key: &str) -> Result<Arc<ZPublisher>> {
+        let now = std::time::Instant::now();
+        if let Some((p, used)) = self.map.lock().expect("replies lock").get_mut(key) {
+            *used = now;
+            return Ok(p.clone());
+        }
+        let p = Arc::new(
+            self.zenoh
+                .declare_publisher(key.to_string())
+                .congestion_control(CongestionControl::Block)
+                .express(true)
+                .await
+                .map_err(Error::Zenoh)?,
+        );
+        let mut map = self.map.lock().expect("replies lock");
+        if map.len() >= REPLY_PUBLISHERS {
+            map.retain(|_, (_, used)| now.duration_since(*used) < REPLY_PUBLISHER_IDLE);
+        }
+        if map.len() >= REPLY_PUBLISHERS {
+            let oldest = map
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                map.remove(&k);
+            }
+        }
+        map.insert(key.to_string(), (p.clone(), now));
+        Ok(p)
+    }
 }
 
 impl std::fmt::Debug for Request {
@@ -209,11 +264,10 @@ impl Request {
             message.content(),
             message.header().map(<[u8]>::to_vec),
         );
-        self.zenoh
-            .put(&self.reply_key, message.into_body())
+        let publisher = self.replies.get(&self.reply_key).await?;
+        publisher
+            .put(message.into_payload())
             .attachment(endpoint::attachment(&frame)?)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
             .await
             .map_err(Error::Zenoh)
     }
@@ -228,6 +282,7 @@ impl Request {
             return;
         };
         let put = self
+            .replies
             .zenoh
             .put(&self.reply_key, text.into_bytes())
             .attachment(att)
@@ -252,7 +307,7 @@ impl Drop for Request {
 }
 
 /// A reply as the requester's subscriber hands it over.
-type Reply = (Frame, Vec<u8>);
+type Reply = (Frame, ZBytes);
 
 /// Options of a [`Requester`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -283,7 +338,25 @@ struct ReqInner {
     pending: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Reply>>>>,
     next_id: AtomicU64,
     turn: AtomicUsize,
+    workers: tokio::sync::Mutex<Workers>,
     _sub: zenoh::pubsub::Subscriber<()>,
+}
+
+/// One worker of the responder, as the requester sends to it.
+#[derive(Debug)]
+struct Worker {
+    member: String,
+    /// Declared, so that requests go only to the worker (an undeclared put
+    /// also goes to the server, which drops it).
+    publisher: ZPublisher,
+}
+
+/// The workers seen in the members' watch, each with its publisher; rebuilt
+/// when the members change.
+#[derive(Debug)]
+struct Workers {
+    changes: tokio::sync::watch::Receiver<std::collections::BTreeSet<String>>,
+    list: Vec<Arc<Worker>>,
 }
 
 impl Requester {
@@ -321,8 +394,13 @@ impl Requester {
                 .map_err(Error::Zenoh)?
         };
         let members = ep.members().await?;
+        let workers = tokio::sync::Mutex::new(Workers {
+            changes: members.changes(),
+            list: Vec::new(),
+        });
         Ok(Requester {
             inner: Arc::new(ReqInner {
+                workers,
                 from: session.identity(),
                 timeout: opts.timeout.unwrap_or(instance.server().timeout()),
                 ep,
@@ -406,10 +484,8 @@ impl Requester {
         let inner = &self.inner;
         let deadline = Instant::now() + timeout;
         let worker = loop {
-            let workers = inner.members.of_role(Role::Worker);
-            if !workers.is_empty() {
-                let turn = inner.turn.fetch_add(1, Ordering::Relaxed);
-                break workers[turn % workers.len()].clone();
+            if let Some(worker) = self.pick().await? {
+                break worker;
             }
             if inner
                 .members
@@ -427,7 +503,8 @@ impl Requester {
         let stream = ReplyStream {
             requester: self.clone(),
             id,
-            worker,
+            worker: worker.member.clone(),
+            presence: Presence::new(&worker.member),
             rx,
             deadline,
             timeout,
@@ -445,20 +522,54 @@ impl Requester {
                 message.header().map(<[u8]>::to_vec),
             )
         };
-        inner
-            .ep
-            .session
-            .zenoh()
-            .put(
-                format!("{}/{}", inner.ep.data_key(), stream.worker),
-                message.into_body(),
-            )
+        worker
+            .publisher
+            .put(message.into_payload())
             .attachment(endpoint::attachment(&frame)?)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
             .await
             .map_err(Error::Zenoh)?;
         Ok(stream)
+    }
+
+    /// The next worker in turn, if there is one; follows the members.
+    async fn pick(&self) -> Result<Option<Arc<Worker>>> {
+        let inner = &self.inner;
+        let mut workers = inner.workers.lock().await;
+        if workers.list.is_empty() || workers.changes.has_changed().unwrap_or(false) {
+            let now: Vec<String> = workers
+                .changes
+                .borrow_and_update()
+                .iter()
+                .filter(|m| Role::of(m) == Some(Role::Worker))
+                .cloned()
+                .collect();
+            let mut list = Vec::with_capacity(now.len());
+            for member in now {
+                let known = workers.list.iter().find(|w| w.member == member).cloned();
+                let worker = match known {
+                    Some(w) => w,
+                    None => {
+                        let publisher = inner
+                            .ep
+                            .session
+                            .zenoh()
+                            .declare_publisher(format!("{}/{member}", inner.ep.data_key()))
+                            .congestion_control(CongestionControl::Block)
+                            .express(true)
+                            .await
+                            .map_err(Error::Zenoh)?;
+                        Arc::new(Worker { member, publisher })
+                    }
+                };
+                list.push(worker);
+            }
+            workers.list = list;
+        }
+        if workers.list.is_empty() {
+            return Ok(None);
+        }
+        let turn = inner.turn.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(workers.list[turn % workers.list.len()].clone()))
     }
 }
 
@@ -470,6 +581,7 @@ pub struct ReplyStream {
     requester: Requester,
     id: u64,
     worker: String,
+    presence: Presence,
     rx: mpsc::UnboundedReceiver<Reply>,
     deadline: Instant,
     timeout: Duration,
@@ -487,24 +599,22 @@ impl ReplyStream {
             return Ok(None);
         }
         let inner = &self.requester.inner;
-        let mut grace: Option<Instant> = None;
         loop {
-            let gone = !inner.members.contains(&self.worker);
+            let seen = self
+                .presence
+                .check(&inner.ep, &inner.members, Some(self.deadline))
+                .await;
             if let Ok(reply) = self.rx.try_recv() {
                 return self.take(reply);
             }
-            let now = Instant::now();
-            if gone {
-                let until = *grace.get_or_insert(now + GONE_GRACE);
-                if now >= until {
-                    self.done = true;
-                    return Err(Error::Gone(format!(
-                        "{}: its worker went away with the request pending",
-                        inner.ep.label()
-                    )));
-                }
+            if seen == Seen::Gone {
+                self.done = true;
+                return Err(Error::Gone(format!(
+                    "{}: its worker went away with the request pending",
+                    inner.ep.label()
+                )));
             }
-            if now >= self.deadline {
+            if Instant::now() >= self.deadline {
                 self.done = true;
                 return Err(Error::Timeout(format!(
                     "no answer from {} within {}",
@@ -512,12 +622,13 @@ impl ReplyStream {
                     fmt_duration(self.timeout)
                 )));
             }
-            let wake = grace.map_or(self.deadline, |g| g.min(self.deadline));
+            let wake = seen.wake().map_or(self.deadline, |w| w.min(self.deadline));
+            let there = matches!(seen, Seen::There(_));
             tokio::select! {
                 reply = self.rx.recv() => if let Some(reply) = reply {
                     return self.take(reply);
                 },
-                () = inner.members.gone(&self.worker), if !gone => {}
+                () = inner.members.gone(&self.worker), if there => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
@@ -535,7 +646,7 @@ impl ReplyStream {
                 Err(Error::Refused(format!(
                     "{}: {}",
                     self.requester.inner.ep.label(),
-                    String::from_utf8_lossy(&body)
+                    String::from_utf8_lossy(&body.to_bytes())
                 )))
             }
             other => {
