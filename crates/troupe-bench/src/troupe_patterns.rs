@@ -35,11 +35,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use zenoh::bytes::ZBytes;
 use troupe::{
     Instance, Message, Mode, PublisherOptions, Requester, RequesterOptions, Server, SessionOptions,
     SubscriberOptions, This,
 };
+use zenoh::bytes::ZBytes;
 
 /// Bound of every wait of the bench.
 const WAIT: Duration = Duration::from_secs(60);

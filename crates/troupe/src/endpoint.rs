@@ -13,6 +13,7 @@ use crate::instance::Instance;
 use crate::session::Session;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -273,18 +274,22 @@ impl Seen {
 #[derive(Debug)]
 pub(crate) struct Presence {
     member: String,
+    /// Counts what arrived from the member (when the caller can tell).
+    activity: Option<Arc<AtomicU64>>,
+    seen_activity: u64,
     grace: Option<Instant>,
     /// Queries found no token though the watch shows one, twice in a row.
     absent: bool,
-    /// Queries in a row that found no token though the watch shows one.
+    /// Queries in a row that found no token.
     doubts: u32,
     /// Queries in a row that got no answer in their time.
     unanswered: u32,
     recheck: Instant,
 }
 
-/// Queries in a row that must find no token, while the watch shows one,
-/// before the member is taken for gone.
+/// Queries in a row that must find no token before the member is taken for
+/// gone (a link that closes and reopens under load withdraws tokens for a
+/// moment, here and at the server alike).
 const DOUBTS: u32 = 2;
 
 /// Queries in a row left unanswered, while the watch shows the member
@@ -292,9 +297,13 @@ const DOUBTS: u32 = 2;
 const UNANSWERED: u32 = 3;
 
 impl Presence {
-    pub fn new(member: &str) -> Self {
+    /// Follows `member`; `activity`, when given, counts what arrives from
+    /// it: anything that arrives proves it alive.
+    pub fn new(member: &str, activity: Option<Arc<AtomicU64>>) -> Self {
         Self {
             member: member.to_string(),
+            seen_activity: activity.as_ref().map_or(0, |a| a.load(Ordering::Relaxed)),
+            activity,
             grace: None,
             absent: false,
             doubts: 0,
@@ -314,10 +323,25 @@ impl Presence {
         let limit = |now: Instant| {
             deadline.map_or(CONFIRM, |d| d.saturating_duration_since(now).min(CONFIRM))
         };
+        let now = Instant::now();
+        if let Some(activity) = &self.activity {
+            let n = activity.load(Ordering::Relaxed);
+            if n != self.seen_activity {
+                // Something came from it since the last look: alive,
+                // whatever its token says for now.
+                self.seen_activity = n;
+                self.absent = false;
+                self.doubts = 0;
+                self.unanswered = 0;
+                self.recheck = now + RECHECK;
+                if self.grace.is_some() {
+                    self.grace = Some(now + GONE_GRACE);
+                }
+            }
+        }
         if !self.absent && members.contains(&self.member) {
             self.grace = None;
             self.unanswered = 0;
-            let now = Instant::now();
             if now < self.recheck || limit(now).is_zero() {
                 return Seen::There(self.recheck.max(now));
             }
@@ -335,7 +359,6 @@ impl Presence {
                 return Seen::There(self.recheck);
             }
         }
-        let now = Instant::now();
         let until = *self.grace.get_or_insert(now + GONE_GRACE);
         if now < until {
             return Seen::Leaving(until);
@@ -346,25 +369,33 @@ impl Presence {
         let limit = limit(now);
         let alive = ep.member_alive(&self.member, limit).await;
         tracing::debug!(member = %self.member, ?alive, "confirming a member the watch lost");
+        let again = |this: &mut Self, after: Duration| {
+            let later = Instant::now() + after;
+            this.grace = Some(later);
+            Seen::Leaving(later)
+        };
         match alive {
-            Some(false) => Seen::Gone,
+            Some(false) => {
+                self.doubts += 1;
+                if self.doubts >= DOUBTS {
+                    return Seen::Gone;
+                }
+                again(self, GONE_GRACE)
+            }
             // No answer in the whole time allowed, again and again.
             None if limit == CONFIRM => {
                 self.unanswered += 1;
                 if self.unanswered >= UNANSWERED {
                     return Seen::Gone;
                 }
-                let later = Instant::now() + GONE_GRACE;
-                self.grace = Some(later);
-                Seen::Leaving(later)
+                again(self, GONE_GRACE)
             }
             // Cut short by the caller's deadline: nothing learnt.
             None => Seen::Leaving(Instant::now()),
             // Its token is there: the watch lags behind. Ask again later.
             Some(true) => {
-                let later = Instant::now() + RECHECK;
-                self.grace = Some(later);
-                Seen::Leaving(later)
+                self.doubts = 0;
+                again(self, RECHECK)
             }
         }
     }

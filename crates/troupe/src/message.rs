@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 use std::sync::OnceLock;
-use zenoh::bytes::ZBytes;
 pub use troupe_protocol::frame::Content;
+use zenoh::bytes::ZBytes;
 
 /// One message of a pattern: a body with its content type, and an optional
 /// header (the first part of a two-part message).

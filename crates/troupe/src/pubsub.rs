@@ -470,6 +470,8 @@ impl Subscriber {
         let (tx, rx) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(AtomicU64::new(0));
+        // Counts every frame that arrives: proof that the publisher lives.
+        let arrived = Arc::new(AtomicU64::new(0));
         // Acknowledgements go by a declared publisher, express: only to the
         // publisher (an undeclared put also goes to the server), at once.
         let acks = Arc::new(
@@ -485,6 +487,7 @@ impl Subscriber {
             let (queued, overflow) = (queued.clone(), overflow.clone());
             let capacity = opts.queue.max(1);
             let acks = acks.clone();
+            let arrived = arrived.clone();
             let runtime = tokio::runtime::Handle::current();
             session
                 .zenoh()
@@ -493,6 +496,7 @@ impl Subscriber {
                     let Some((frame, body)) = endpoint::decode(&sample) else {
                         return;
                     };
+                    arrived.fetch_add(1, Ordering::Relaxed);
                     match frame.kind {
                         FrameType::Data => {
                             if !frame.is_sync() && queued.load(Ordering::Relaxed) >= capacity {
@@ -532,7 +536,7 @@ impl Subscriber {
         };
         Ok(Subscriber {
             ep,
-            presence: Presence::new(&owner),
+            presence: Presence::new(&owner, Some(arrived)),
             members,
             rx,
             queued,
@@ -600,10 +604,7 @@ impl Subscriber {
         loop {
             // Read "gone" before the queue: what came by the token's route
             // before it went away is in the queue by then.
-            let seen = self
-                .presence
-                .check(&self.ep, &self.members, deadline)
-                .await;
+            let seen = self.presence.check(&self.ep, &self.members, deadline).await;
             match self.rx.try_recv() {
                 Ok(item) => return self.take(item).await,
                 Err(mpsc::error::TryRecvError::Disconnected) => {

@@ -29,9 +29,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use troupe_protocol::frame::{Address, Content, Frame, FrameType};
 use troupe_protocol::keys::{EndpointKind, Role};
+use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::CongestionControl;
-use zenoh::bytes::ZBytes;
 use zenoh::Wait as _;
 
 /// How many requests may wait in a worker's queue before new ones are
@@ -504,7 +504,7 @@ impl Requester {
             requester: self.clone(),
             id,
             worker: worker.member.clone(),
-            presence: Presence::new(&worker.member),
+            presence: Presence::new(&worker.member, None),
             rx,
             deadline,
             timeout,

@@ -346,6 +346,14 @@ fn zenoh_config(endpoint: &str, opts: &SessionOptions) -> Result<zenoh::Config> 
         json(listen.into_iter().collect::<Vec<_>>()),
     )?;
     set("scouting/multicast/enabled", json(false))?;
+    // Peers learn of each other by gossip and link directly. By default both
+    // sides of a pair connect, then one link is closed: with many peers
+    // that churn takes seconds and withdraws tokens for a moment. Here only
+    // the side with the greater Zenoh id connects to another peer.
+    set(
+        "scouting/gossip/autoconnect_strategy",
+        json(serde_json::json!({"peer": {"to_peer": "greater-zid", "to_router": "always"}})),
+    )?;
     Ok(c)
 }
 
@@ -406,6 +414,8 @@ mod tests {
         assert!(!format!("{c}").contains("tcp/127.0.0.1:0"));
         assert_eq!(c.get_json("scouting/multicast/enabled").unwrap(), "false");
         assert_eq!(c.get_json("mode").unwrap(), "\"client\"");
+        let strategy = c.get_json("scouting/gossip/autoconnect_strategy").unwrap();
+        assert!(strategy.contains("greater-zid"), "{strategy}");
         let bad_realm = SessionOptions {
             realm: "a/b".into(),
             ..Default::default()
