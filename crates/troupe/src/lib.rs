@@ -111,6 +111,7 @@ mod instance;
 mod message;
 mod output;
 pub mod pubsub;
+mod queue;
 pub mod reqrep;
 mod server;
 mod session;

@@ -20,11 +20,12 @@ use crate::endpoint::{self, Endpoint, Members, Presence, Seen};
 use crate::error::{fmt_duration, Error, Result};
 use crate::instance::Instance;
 use crate::message::Message;
+use crate::queue::{self, Empty, QueueRx};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use troupe_protocol::frame::{Frame, FrameType, FLAG_SYNC};
 use troupe_protocol::keys::{EndpointKind, Role};
@@ -45,12 +46,18 @@ pub struct PublisherOptions {
     /// Synchronise on this many subscribers: the first message waits until
     /// they are connected (unless [`Publisher::wait_for_subscribers`] was
     /// called), and the publisher is flow-controlled: it never runs more than
-    /// `window` messages ahead of its slowest subscriber. `None` (the
+    /// `window` messages (and about `window_bytes` bytes) ahead of its
+    /// slowest subscriber. `None` (the
     /// default): a plain publisher, which never waits.
     pub synchronised: Option<usize>,
     /// How many messages a synchronised publisher may run ahead of its
-    /// slowest subscriber (default 1024, at least 128).
+    /// slowest subscriber (default 8192, at least 128).
     pub window: u64,
+    /// How many bytes a synchronised publisher may run ahead of its slowest
+    /// subscriber, about (default 64 MiB): a message of `len` bytes may be
+    /// sent `window_bytes / len` messages ahead, within `window` and never
+    /// fewer than 128. This bounds what a slow subscriber holds in memory.
+    pub window_bytes: u64,
     /// How long one [`Publisher::send`] (and [`Publisher::end`]) may wait for
     /// slow or missing subscribers (default 30 s).
     pub send_timeout: Duration,
@@ -60,7 +67,8 @@ impl Default for PublisherOptions {
     fn default() -> Self {
         Self {
             synchronised: None,
-            window: 1024,
+            window: 8192,
+            window_bytes: 64 << 20,
             send_timeout: Duration::from_secs(30),
         }
     }
@@ -126,11 +134,11 @@ struct PubState {
     last: u64,
     /// The synchronisation on n subscribers was reached once.
     reached: bool,
-    /// Messages up to this sequence number fit in the window of every
-    /// subscriber known at the last check. Acknowledgements only grow, and a
-    /// subscriber that joins starts at the current message, so this bound
-    /// stays safe until the members change.
-    clear_until: u64,
+    /// No subscriber known at the last check had acknowledged less than
+    /// this. Acknowledgements only grow, and a subscriber that joins starts
+    /// at the current message, so this bound stays safe until the members
+    /// change.
+    slowest: u64,
     /// Tells when the members changed since that check.
     changes: Option<tokio::sync::watch::Receiver<BTreeSet<String>>>,
 }
@@ -258,7 +266,12 @@ impl Publisher {
     /// [`Error::Zenoh`].
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        let mut state = self.seq.lock().await;
+        // Uncontended (one sending task), the lock is taken without the
+        // machinery of an asynchronous wait.
+        let mut state = match self.seq.try_lock() {
+            Ok(state) => state,
+            Err(_) => self.seq.lock().await,
+        };
         let seq = state.last + 1;
         let mut frame = endpoint::frame_for(
             FrameType::Data,
@@ -288,10 +301,11 @@ impl Publisher {
                 Some(changes) => changes.has_changed().unwrap_or(true),
                 None => true,
             };
-            if seq > state.clear_until || members_changed {
+            let window = self.window_for(message.len());
+            if seq - state.slowest > window || members_changed {
                 let changes = state.changes.get_or_insert_with(|| self.members.changes());
                 changes.borrow_and_update();
-                state.clear_until = self.wait_window(seq, deadline).await?;
+                state.slowest = self.wait_window(seq, window, deadline).await?;
             }
             frame.flags |= FLAG_SYNC;
         }
@@ -304,9 +318,16 @@ impl Publisher {
         Ok(())
     }
 
+    /// The window for a message of `len` bytes (see
+    /// [`PublisherOptions::window_bytes`]).
+    fn window_for(&self, len: usize) -> u64 {
+        let by_size = self.opts.window_bytes / (len as u64).max(1);
+        by_size.clamp(MIN_WINDOW, self.opts.window)
+    }
+
     /// Waits until every subscriber acknowledged up to `seq - window`; the
-    /// last sequence number that fits in the window then.
-    async fn wait_window(&self, seq: u64, deadline: Instant) -> Result<u64> {
+    /// slowest acknowledgement then.
+    async fn wait_window(&self, seq: u64, window: u64, deadline: Instant) -> Result<u64> {
         let mut changes = self.members.changes();
         loop {
             let notified = self.acks.changed.notified();
@@ -321,7 +342,7 @@ impl Publisher {
                     .map(|(acked, m)| (acked, m.clone()))
             };
             match slowest {
-                Some((acked, member)) if seq - acked > self.opts.window => {
+                Some((acked, member)) if seq - acked > window => {
                     tokio::select! {
                         () = notified => {}
                         _ = changes.changed() => {}
@@ -334,8 +355,8 @@ impl Publisher {
                         }
                     }
                 }
-                Some((acked, _)) => return Ok(acked + self.opts.window),
-                None => return Ok(seq),
+                Some((acked, _)) => return Ok(acked),
+                None => return Ok(seq - 1),
             }
         }
     }
@@ -430,7 +451,7 @@ pub struct Subscriber {
     ep: Endpoint,
     presence: Presence,
     members: Members,
-    rx: mpsc::UnboundedReceiver<Item>,
+    rx: QueueRx<Item>,
     queued: Arc<AtomicUsize>,
     overflow: Arc<AtomicU64>,
     /// The sequence number expected next.
@@ -467,7 +488,7 @@ impl Subscriber {
         let members = ep.members().await?;
         let member = endpoint::new_member(&session, Role::Subscriber);
         let key = ep.data_key();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = queue::queue();
         let queued = Arc::new(AtomicUsize::new(0));
         let overflow = Arc::new(AtomicU64::new(0));
         // Counts every frame that arrives: proof that the publisher lives.
@@ -504,10 +525,10 @@ impl Subscriber {
                                 return;
                             }
                             queued.fetch_add(1, Ordering::Relaxed);
-                            let _ = tx.send(Item::Data(frame, body));
+                            tx.push(Item::Data(frame, body));
                         }
                         FrameType::End => {
-                            let _ = tx.send(Item::End(frame.seq));
+                            tx.push(Item::End(frame.seq));
                             // Confirm the end at once, from here: the
                             // publisher may be waiting to exit.
                             let ack = Frame::new(FrameType::EndAck, frame.seq);
@@ -596,7 +617,7 @@ impl Subscriber {
             return Err(Error::Gone(why.clone()));
         }
         // What is queued is delivered first, without the waiting machinery.
-        if let Ok(item) = self.rx.try_recv() {
+        if let Ok(item) = self.rx.try_pop() {
             return self.take(item).await;
         }
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -605,12 +626,10 @@ impl Subscriber {
             // Read "gone" before the queue: what came by the token's route
             // before it went away is in the queue by then.
             let seen = self.presence.check(&self.ep, &self.members, deadline).await;
-            match self.rx.try_recv() {
+            match self.rx.try_pop() {
                 Ok(item) => return self.take(item).await,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    return Err(self.fail("its subscription was closed"))
-                }
-                Err(mpsc::error::TryRecvError::Empty) => {}
+                Err(Empty::Closed) => return Err(self.fail("its subscription was closed")),
+                Err(Empty::Now) => {}
             }
             if seen == Seen::Gone {
                 return Err(self.fail("it went away without ending its stream"));
@@ -628,7 +647,7 @@ impl Subscriber {
             };
             let there = matches!(seen, Seen::There(_));
             tokio::select! {
-                item = self.rx.recv() => match item {
+                item = self.rx.pop() => match item {
                     Some(item) => return self.take(item).await,
                     None => return Err(self.fail("its subscription was closed")),
                 },
