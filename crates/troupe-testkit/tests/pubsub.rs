@@ -444,13 +444,31 @@ async fn a_publisher_that_never_comes_times_out_and_an_ended_instance_is_gone() 
     );
     assert!(took >= wait && took < Duration::from_secs(5), "{took:?}");
 
+    // An ended instance will never publish: said at once, not at the end
+    // of a long wait.
+    let long = SubscriberOptions {
+        timeout: Some(Duration::from_secs(15)),
+        ..SubscriberOptions::default()
+    };
     let done = start(&server, "sleeper", &["0"]).await;
     assert_eq!(ended(&done).await.state, State::Success);
-    let r = within("subscribe", done.subscriber_with("feed", opts)).await;
+    let t = Instant::now();
+    let r = within("subscribe", done.subscriber_with("feed", long.clone())).await;
     assert!(
         matches!(&r, Err(Error::Gone(m)) if m.contains("success")),
         "{r:?}"
     );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Nor will one that ends while the subscriber waits.
+    let brief = start(&server, "sleeper", &["1"]).await;
+    reached(&brief, State::Running).await;
+    let t = Instant::now();
+    let r = within("subscribe", brief.subscriber_with("feed", long)).await;
+    assert!(
+        matches!(&r, Err(Error::Gone(m)) if m.contains("success")),
+        "{r:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     within("stop", quiet.stop_and_wait(Some(TIMEOUT)))
         .await
         .unwrap();

@@ -294,14 +294,30 @@ async fn a_responder_that_never_comes_times_out_and_an_ended_instance_is_gone() 
     let w = within("wait", r.wait_for_responder(wait)).await;
     assert!(matches!(&w, Err(Error::Timeout(_))), "{w:?}");
 
+    // An ended instance will never answer: said at once, not at the end of
+    // a long wait.
+    let long = Duration::from_secs(15);
     let done = start(&server, "sleeper", &["0"]).await;
     assert_eq!(ended(&done).await.state, State::Success);
-    let r = requester(&done, "calc", wait).await;
+    let r = requester(&done, "calc", long).await;
+    let t = Instant::now();
     let answer = within("request", r.request("x")).await;
     assert!(
         matches!(&answer, Err(Error::Gone(m)) if m.contains("success")),
         "{answer:?}"
     );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // Nor will one that ends while the request waits for a worker.
+    let brief = start(&server, "sleeper", &["1"]).await;
+    reached(&brief, State::Running).await;
+    let r = requester(&brief, "calc", long).await;
+    let t = Instant::now();
+    let w = within("wait", r.wait_for_responder(long)).await;
+    assert!(
+        matches!(&w, Err(Error::Gone(m)) if m.contains("success")),
+        "{w:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
     within("stop", quiet.stop_and_wait(Some(TIMEOUT)))
         .await
         .unwrap();

@@ -127,16 +127,17 @@ impl Endpoint {
             self.session
                 .keys()
                 .all_members_alive(&self.server, self.id, self.kind, &self.name);
-        let replies = self
-            .session
+        let (handler, mut replies) = crate::session::reply_channel();
+        self.session
             .zenoh()
             .liveliness()
             .get(key)
             .timeout(self.session.timeout())
+            .callback(handler)
             .await
             .map_err(Error::Zenoh)?;
         let guard = self.session.timeout() + Duration::from_secs(1);
-        while let Ok(Ok(reply)) = tokio::time::timeout(guard, replies.recv_async()).await {
+        while let Ok(Some(reply)) = tokio::time::timeout(guard, replies.recv()).await {
             if let Ok(sample) = reply.result() {
                 let member = sample.key_expr().as_str().rsplit('/').next();
                 if member.and_then(Role::of) == Some(role) {
@@ -156,21 +157,22 @@ impl Endpoint {
                 .keys()
                 .member_alive(&self.server, self.id, self.kind, &self.name, member);
         let start = Instant::now();
-        let replies = self
-            .session
+        let (handler, mut replies) = crate::session::reply_channel();
+        self.session
             .zenoh()
             .liveliness()
             .get(key)
             .timeout(limit)
+            .callback(handler)
             .await
             .ok()?;
         let end = start + limit;
         loop {
-            match tokio::time::timeout_at(end, replies.recv_async()).await {
-                Ok(Ok(reply)) if reply.result().is_ok() => return Some(true),
-                Ok(Ok(_)) => {}
+            match tokio::time::timeout_at(end, replies.recv()).await {
+                Ok(Some(reply)) if reply.result().is_ok() => return Some(true),
+                Ok(Some(_)) => {}
                 // The replies ended: an answer, unless it was the timeout.
-                Ok(Err(_)) => return (Instant::now() < end).then_some(false),
+                Ok(None) => return (Instant::now() < end).then_some(false),
                 Err(_) => return None,
             }
         }
@@ -216,6 +218,32 @@ impl Endpoint {
             first_owner,
             _sub: sub,
         })
+    }
+
+    /// Waits (at most `timeout`) until the endpoint's instance is terminal or
+    /// known not to exist, and gives the error to report then; otherwise
+    /// never returns (use it beside the wait for a member).
+    pub async fn instance_ended(&self, timeout: Duration) -> Error {
+        let ended = async {
+            let server =
+                crate::server::Server::with_session(self.session.clone(), &self.server).ok()?;
+            let instance = Instance::new(server, self.id, &self.app);
+            match instance.wait_for(Some(timeout)).await {
+                Ok(info) if info.state.is_terminal() => Some(Error::Gone(format!(
+                    "{}: the instance is {} and has no such endpoint",
+                    self.label(),
+                    info.state
+                ))),
+                Err(e @ Error::NotFound(_)) => Some(e),
+                // A timeout, or no server to ask: the wait for the member
+                // decides.
+                _ => None,
+            }
+        };
+        match ended.await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
     }
 
     /// The error for an endpoint that did not appear within `timeout`: says

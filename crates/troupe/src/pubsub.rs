@@ -552,7 +552,14 @@ impl Subscriber {
         let token = ep.declare_member(&member).await?;
         // The first publisher seen, even if it has gone since: what it sent
         // is queued, and `recv` reports its going after that.
-        let Some(owner) = members.first_owner(deadline).await else {
+        // An instance that has ended (or does not exist) will never have
+        // one: say so at once rather than at the deadline.
+        let owner = tokio::select! {
+            biased;
+            owner = members.first_owner(deadline) => owner,
+            e = ep.instance_ended(timeout) => return Err(e),
+        };
+        let Some(owner) = owner else {
             return Err(ep.not_there(timeout).await);
         };
         Ok(Subscriber {

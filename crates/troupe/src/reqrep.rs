@@ -431,9 +431,15 @@ impl Requester {
     /// [`Error::Timeout`], or [`Error::Gone`] when the instance has ended.
     pub async fn wait_for_responder(&self, timeout: Duration) -> Result<usize> {
         let deadline = Instant::now() + timeout;
-        match self.inner.members.wait_for(Role::Worker, 1, deadline).await {
+        let inner = &self.inner;
+        let found = tokio::select! {
+            biased;
+            found = inner.members.wait_for(Role::Worker, 1, deadline) => found,
+            e = inner.ep.instance_ended(timeout) => return Err(e),
+        };
+        match found {
             Some(n) => Ok(n),
-            None => Err(self.inner.ep.not_there(timeout).await),
+            None => Err(inner.ep.not_there(timeout).await),
         }
     }
 
@@ -487,12 +493,14 @@ impl Requester {
             if let Some(worker) = self.pick().await? {
                 break worker;
             }
-            if inner
-                .members
-                .wait_for(Role::Worker, 1, deadline)
-                .await
-                .is_none()
-            {
+            // No worker yet: wait for one, unless the instance has ended
+            // (or does not exist), which is said at once.
+            let found = tokio::select! {
+                biased;
+                found = inner.members.wait_for(Role::Worker, 1, deadline) => found,
+                e = inner.ep.instance_ended(timeout) => return Err(e),
+            };
+            if found.is_none() {
                 return Err(inner.ep.not_there(timeout).await);
             }
         };

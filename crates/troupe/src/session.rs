@@ -219,8 +219,8 @@ impl Session {
         let op = body.op();
         let payload = serde_json::to_vec(&Request::new(body))
             .map_err(|e| Error::Invalid(format!("cannot encode {op} request: {e}")))?;
-        let replies = self
-            .zenoh()
+        let (handler, mut replies) = reply_channel();
+        self.zenoh()
             .get(self.keys().control(server))
             .payload(payload)
             .target(QueryTarget::BestMatching)
@@ -228,19 +228,20 @@ impl Session {
             .congestion_control(CongestionControl::Block)
             .express(true)
             .timeout(timeout)
+            .callback(handler)
             .await
             .map_err(Error::Zenoh)?;
         // Zenoh ends the query at `timeout`; the guard only makes sure.
         let guard = timeout + Duration::from_secs(1);
         let (mut failure, mut timed_out) = (None, false);
         loop {
-            match tokio::time::timeout(guard, replies.recv_async()).await {
+            match tokio::time::timeout(guard, replies.recv()).await {
                 Err(_) => {
                     timed_out = true;
                     break;
                 }
-                Ok(Err(_)) => break, // the query is over
-                Ok(Ok(reply)) => match reply.result() {
+                Ok(None) => break, // the query is over
+                Ok(Some(reply)) => match reply.result() {
                     Ok(sample) => return decode_reply(server, op, &sample.payload().to_bytes()),
                     Err(e) => {
                         let text = e.payload().try_to_string().unwrap_or_default().into_owned();
@@ -262,6 +263,23 @@ impl Session {
             None => Err(Error::no_route(server)),
         }
     }
+}
+
+/// A handler for the replies of a Zenoh query, and their receiver. Unlike
+/// Zenoh's default channel, the receiver may be dropped before the query
+/// ends (an answer found early, a wait given up) without an error in the
+/// log. It yields `None` once the query is over.
+pub(crate) fn reply_channel() -> (
+    impl Fn(zenoh::query::Reply) + Send + Sync + 'static,
+    tokio::sync::mpsc::UnboundedReceiver<zenoh::query::Reply>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    (
+        move |reply| {
+            let _ = tx.send(reply);
+        },
+        rx,
+    )
 }
 
 /// Decodes the payload of a control reply of `server` to `op`.
