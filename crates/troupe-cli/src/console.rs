@@ -279,6 +279,15 @@ async fn dispatch(cli: Cli) -> Outcome {
             println!("  exit      {}", exit_text(&info));
             println!("  restarts  {}", info.restarts);
             println!("  args      {}", shell_words(&info.args));
+            if info.attached {
+                println!("  attached  yes (not started by the server)");
+            }
+            if let Some(starter) = info.starter {
+                match &info.starter_server {
+                    Some(other) => println!("  linked to instance {starter} of server {other}"),
+                    None => println!("  linked to instance {starter}"),
+                }
+            }
             println!(
                 "  result    {}",
                 if info.has_result { "set" } else { "none" }

@@ -53,6 +53,10 @@ pub enum RequestBody {
         /// The instance that asks, when the new one is to be stopped with it.
         #[serde(default)]
         starter: Option<u64>,
+        /// The server of `starter`, when it is another server: the new
+        /// instance is stopped when the starter's liveliness token goes away.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        starter_server: Option<String>,
     },
     /// Ask an instance to stop (stop signal or stop command, then kill after
     /// `stopping_time`). Result: [`InstanceInfo`] as the stop began.
@@ -385,6 +389,7 @@ mod tests {
             app: "a".into(),
             args: vec!["x y".into()],
             starter: None,
+            starter_server: None,
         });
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(

@@ -144,6 +144,9 @@ pub struct InstanceInfo {
     /// The instance that started this one, when linked to it.
     #[serde(default)]
     pub starter: Option<u64>,
+    /// The server of `starter`, when it is not this instance's server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starter_server: Option<String>,
     /// Whether a result was set.
     #[serde(default)]
     pub has_result: bool,

@@ -115,7 +115,12 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
             )
         }
         RequestBody::Info { id } => json(instance(shared, id)?.info()),
-        RequestBody::Start { app, args, starter } => start(shared, &app, args, starter).await,
+        RequestBody::Start {
+            app,
+            args,
+            starter,
+            starter_server,
+        } => start(shared, &app, args, starter, starter_server).await,
         RequestBody::Stop { id } => {
             let inst = instance(shared, id)?;
             let state = inst.state();
@@ -331,7 +336,32 @@ fn check_capacity(shared: &Shared, reg: &crate::instance::Registry) -> Result<()
     Ok(())
 }
 
-async fn start(shared: &Arc<Shared>, app: &str, args: Vec<String>, starter: Option<u64>) -> Reply {
+async fn start(
+    shared: &Arc<Shared>,
+    app: &str,
+    args: Vec<String>,
+    starter: Option<u64>,
+    starter_server: Option<String>,
+) -> Reply {
+    // A starter on another server is linked through its liveliness token,
+    // which must be visible from here now.
+    let remote = match (starter, starter_server) {
+        (Some(id), Some(server)) if server != shared.name() => {
+            validate_name("server", &server).map_err(|e| err(ErrorKind::Invalid, e.to_string()))?;
+            let key = shared.keys.instance_alive(&server, id);
+            if !runner::token_present(&shared.session, &key).await {
+                return Err(err(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no starter instance {id} of server {server} is seen from {}",
+                        shared.name()
+                    ),
+                ));
+            }
+            Some((server, key))
+        }
+        _ => None,
+    };
     let Some(cfg) = shared.config.app(app).cloned() else {
         let names: Vec<_> = shared.config.apps.iter().map(|a| a.name.as_str()).collect();
         return Err(err(
@@ -360,16 +390,24 @@ async fn start(shared: &Arc<Shared>, app: &str, args: Vec<String>, starter: Opti
                 ));
             }
         }
-        if let Some(s) = starter {
+        if let (Some(s), None) = (starter, &remote) {
             if reg.get(s).is_none() {
                 return Err(err(ErrorKind::NotFound, format!("no starter instance {s}")));
             }
         }
         let mut all_args = cfg.args.clone();
         all_args.extend(args.iter().cloned());
-        let (inst, cmds) = shared.create(&mut reg, app, args, false, starter, |id| {
+        let link = starter.map(|id| (id, remote.as_ref().map(|(server, _)| server.clone())));
+        let (inst, cmds) = shared.create(&mut reg, app, args, false, link, |id| {
             output_ring(shared, &cfg, id)
         });
+        if let Some((_, key)) = &remote {
+            tokio::spawn(runner::follow_remote_starter(
+                shared.clone(),
+                inst.clone(),
+                key.clone(),
+            ));
+        }
         tokio::spawn(runner::run_managed(
             shared.clone(),
             inst.clone(),

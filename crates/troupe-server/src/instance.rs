@@ -159,7 +159,7 @@ impl Shared {
         app: &str,
         args: Vec<String>,
         attached: bool,
-        starter: Option<u64>,
+        starter: Option<(u64, Option<String>)>,
         output: impl FnOnce(u64) -> OutputRing,
     ) -> (Arc<Instance>, mpsc::UnboundedReceiver<Cmd>) {
         let id = registry.next_id;
@@ -180,7 +180,8 @@ impl Shared {
             ended_ms: None,
             reason: None,
             attached,
-            starter,
+            starter: starter.as_ref().map(|(id, _)| *id),
+            starter_server: starter.and_then(|(_, server)| server),
             has_result: false,
             history: Vec::new(),
         };

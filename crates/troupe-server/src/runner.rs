@@ -541,3 +541,88 @@ pub(crate) async fn run_attached(
     };
     terminate(&shared, &inst, state, Some(reason)).await;
 }
+
+/// How long a remote starter's token may be away (a link that closes and
+/// reopens) before the instances it started are stopped.
+const STARTER_GRACE: Duration = Duration::from_secs(1);
+
+/// The bound of one liveliness query about a remote starter.
+const STARTER_QUERY: Duration = Duration::from_secs(2);
+
+/// Whether a liveliness token is at `key` now (one query, bounded).
+pub(crate) async fn token_present(session: &zenoh::Session, key: &str) -> bool {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let asked = session
+        .liveliness()
+        .get(key)
+        .timeout(STARTER_QUERY)
+        .callback(move |reply| {
+            let _ = tx.send(reply.result().is_ok());
+        })
+        .await;
+    if asked.is_err() {
+        return false;
+    }
+    let found = tokio::time::timeout(STARTER_QUERY + Duration::from_secs(1), async {
+        while let Some(ok) = rx.recv().await {
+            if ok {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    found.unwrap_or(false)
+}
+
+/// Stops `inst` when its starter, an instance of another server, goes away:
+/// its liveliness token at `key` is withdrawn and still absent after
+/// [`STARTER_GRACE`]. Ends when `inst` terminates.
+pub(crate) async fn follow_remote_starter(shared: Arc<Shared>, inst: Arc<Instance>, key: String) {
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let sub = shared
+        .session
+        .liveliness()
+        .declare_subscriber(&key)
+        .callback(move |sample| {
+            let _ = tx.send(sample.kind() == zenoh::sample::SampleKind::Put);
+        })
+        .await;
+    let _sub = match sub {
+        Ok(sub) => sub,
+        Err(e) => {
+            tracing::warn!(id = inst.id, error = %e, "cannot follow the remote starter: stopping");
+            inst.command(Cmd::Stop);
+            return;
+        }
+    };
+    let mut info = inst.watch();
+    // Withdrawn between the check at start and this subscription?
+    let mut absent_since = (!token_present(&shared.session, &key).await).then(Instant::now);
+    loop {
+        if info.borrow().state.is_terminal() {
+            return;
+        }
+        if let Some(since) = absent_since {
+            if since.elapsed() >= STARTER_GRACE {
+                if token_present(&shared.session, &key).await {
+                    absent_since = None;
+                    continue;
+                }
+                tracing::info!(id = inst.id, starter = %key, "stopping an instance whose remote starter ended");
+                inst.command(Cmd::Stop);
+                return;
+            }
+        }
+        let wake = absent_since.map(|s| s + STARTER_GRACE);
+        tokio::select! {
+            change = changes.recv() => match change {
+                Some(true) => absent_since = None,
+                Some(false) => { absent_since.get_or_insert_with(Instant::now); }
+                None => return, // the session closed
+            },
+            r = info.changed() => if r.is_err() { return },
+            () = sleep_opt(wake) => {}
+        }
+    }
+}

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use troupe::{Instance, Server, State};
-use troupe_testkit::TIMEOUT;
+use troupe_testkit::{TestServer, TIMEOUT};
 
 /// Starts the `starter` fixture (which starts `sleeper 1000` linked and
 /// unlinked); the starter and its two instances, all running.
@@ -107,4 +107,43 @@ async fn the_result_of_a_responder_is_read_after_it_stopped() {
     )
     .await;
     assert!(matches!(&gone, Err(troupe::Error::Gone(_))), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_on_another_server_stops_when_its_starter_dies() {
+    let (a, server_a) = pattern_server().await;
+    let endpoint_a = a.endpoint().to_string();
+    let b = TestServer::start_with(&config(PATTERN_APPS), |c| {
+        c.connect = vec![endpoint_a.clone()];
+    })
+    .expect("start the second server");
+    let server_b = connect(&b).await;
+    let starter = start(
+        &server_a,
+        "remote-starter",
+        &[b.endpoint(), "sleeper", "1000"],
+    )
+    .await;
+    let mut out = within("output", starter.output()).await.unwrap();
+    let id: u64 = line_after(&mut out, "remote ").await.parse().unwrap();
+    let remote = within("instance", server_b.instance(id)).await.unwrap();
+    let info = reached(&remote, State::Running).await;
+    assert_eq!(info.starter, Some(starter.id()), "{info:?}");
+    assert_eq!(info.starter_server.as_deref(), Some(a.name()), "{info:?}");
+    // An instance of the second server started by nobody runs on.
+    let free = start(&server_b, "sleeper", &["1000"]).await;
+    reached(&free, State::Running).await;
+    // The starter dies on the first server: the second server stops what
+    // it started there.
+    let info = within("kill", starter.kill_and_wait(Some(TIMEOUT)))
+        .await
+        .unwrap();
+    assert_eq!(info.state, State::Killed);
+    let info = ended(&remote).await;
+    assert_eq!(info.state, State::Stopped, "{info:?}");
+    let info = within("info", free.info()).await.unwrap();
+    assert_eq!(info.state, State::Running, "{info:?}");
+    within("stop", free.stop_and_wait(Some(TIMEOUT)))
+        .await
+        .unwrap();
 }

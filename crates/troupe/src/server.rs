@@ -136,21 +136,24 @@ impl Server {
     /// [`Error::NotFound`] for an unknown application, [`Error::Refused`] when
     /// it may not start now (too many instances), [`Error::ServerUnreachable`].
     pub async fn start(&self, app: &str, args: &[impl AsRef<str>]) -> Result<Instance> {
-        self.start_by(app, args, None).await
+        self.start_by(app, args, None, None).await
     }
 
-    /// Starts an instance linked to the instance `starter` of this server
-    /// when given: the server stops it when its starter terminates.
+    /// Starts an instance linked to the instance `starter` when given (of
+    /// `starter_server`, or else of this server): the server stops it when
+    /// its starter terminates.
     pub(crate) async fn start_by(
         &self,
         app: &str,
         args: &[impl AsRef<str>],
         starter: Option<u64>,
+        starter_server: Option<String>,
     ) -> Result<Instance> {
         let body = RequestBody::Start {
             app: app.to_string(),
             args: args.iter().map(|a| a.as_ref().to_string()).collect(),
             starter,
+            starter_server,
         };
         let info: InstanceInfo = self.call(body, self.timeout).await?;
         Ok(Instance::new(self.clone(), info.id, &info.app))
@@ -287,6 +290,7 @@ mod tests {
             reason: None,
             attached: false,
             starter: None,
+            starter_server: None,
             has_result: false,
             history: vec![],
         }

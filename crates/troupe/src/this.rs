@@ -268,7 +268,31 @@ impl This {
     pub async fn start(&self, app: &str, args: &[impl AsRef<str>]) -> Result<Instance> {
         self.inner
             .server
-            .start_by(app, args, Some(self.inner.id))
+            .start_by(app, args, Some(self.inner.id), None)
+            .await
+    }
+
+    /// Starts an instance of `app` on another server, linked to this
+    /// instance: that server stops it when this instance's liveliness token
+    /// goes away (this instance ended or died, or the two servers lost each
+    /// other for more than a second). The servers must reach each other
+    /// (one lists the other in `connect`). `server` is a handle on that
+    /// server (for example from [`Server::connect`], or
+    /// [`Server::with_session`] on this instance's session).
+    ///
+    /// # Errors
+    /// As [`Server::start`]; [`Error::NotFound`] when that server cannot see
+    /// this instance's token.
+    pub async fn start_on(
+        &self,
+        server: &Server,
+        app: &str,
+        args: &[impl AsRef<str>],
+    ) -> Result<Instance> {
+        let own = self.inner.server.name();
+        let starter_server = (server.name() != own).then(|| own.to_string());
+        server
+            .start_by(app, args, Some(self.inner.id), starter_server)
             .await
     }
 

@@ -149,6 +149,7 @@ fn info(id: u64, app: &str, state: State) -> InstanceInfo {
         reason: None,
         attached: false,
         starter: None,
+        starter_server: None,
         has_result: false,
         history: vec![],
     }

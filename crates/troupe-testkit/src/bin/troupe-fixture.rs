@@ -30,7 +30,7 @@ use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use troupe::{Message, PublisherOptions, Request, SubscriberOptions, This};
+use troupe::{Message, PublisherOptions, Request, Server, SubscriberOptions, This};
 
 fn arg(args: &[String], i: usize, what: &str) -> String {
     args.get(i)
@@ -169,6 +169,7 @@ async fn main() {
         "respond" => respond(&args).await,
         "request" => request(&args).await,
         "starter" => starter(&args).await,
+        "starter-on" => starter_on(&args).await,
         other => {
             eprintln!("troupe-fixture: unknown mode {other:?}");
             std::process::exit(64);
@@ -492,6 +493,25 @@ async fn request(args: &[String]) {
     this.set_result(answer.as_text().expect("a text answer").as_bytes())
         .await
         .expect("set_result");
+}
+
+/// `starter-on ENDPOINT APP ARGS...`: starts APP on the server at ENDPOINT,
+/// linked to this instance, says `remote <id>`, and waits for a line on
+/// stdin.
+async fn starter_on(args: &[String]) {
+    let endpoint = arg(args, 1, "endpoint");
+    let app = arg(args, 2, "app");
+    let rest = &args[3..];
+    let this = init().await;
+    let other = Server::connect(&endpoint, WAIT)
+        .await
+        .expect("connect to the other server");
+    let linked = this
+        .start_on(&other, &app, rest)
+        .await
+        .expect("start on the other server");
+    say(format!("remote {}", linked.id()));
+    gate().await;
 }
 
 async fn starter(args: &[String]) {

@@ -265,6 +265,11 @@ executable = "FIXTURE"
 args = ["starter", "sleeper"]
 multiple = "unlimited"
 [[app]]
+name = "remote-starter"
+executable = "FIXTURE"
+args = ["starter-on"]
+multiple = "unlimited"
+[[app]]
 name = "sleeper"
 executable = "FIXTURE"
 args = ["sleep"]
