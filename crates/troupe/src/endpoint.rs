@@ -35,6 +35,10 @@ pub(crate) const GONE_GRACE: Duration = Duration::from_millis(200);
 /// must not leave a wait hanging.
 pub(crate) const RECHECK: Duration = Duration::from_secs(2);
 
+/// How long a side waits for an endpoint before it also asks the server
+/// whether the instance has ended.
+const ASK_SERVER_AFTER: Duration = Duration::from_millis(100);
+
 /// The bound of one liveliness query about a member.
 const CONFIRM: Duration = Duration::from_secs(2);
 
@@ -224,6 +228,10 @@ impl Endpoint {
     /// known not to exist, and gives the error to report then; otherwise
     /// never returns (use it beside the wait for a member).
     pub async fn instance_ended(&self, timeout: Duration) -> Error {
+        // Most endpoints are there at once (their token comes with the
+        // watch's first answer): ask the server only when that did not
+        // happen, so as not to leave a pending wait at the server for each.
+        tokio::time::sleep(ASK_SERVER_AFTER).await;
         let ended = async {
             let server =
                 crate::server::Server::with_session(self.session.clone(), &self.server).ok()?;
