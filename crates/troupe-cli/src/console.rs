@@ -338,7 +338,7 @@ fn exit_text(i: &InstanceInfo) -> String {
     }
 }
 
-pub(crate) fn describe(info: &InstanceInfo) -> String {
+fn describe(info: &InstanceInfo) -> String {
     let mut s = info.state.to_string();
     match (info.exit_code, info.signal) {
         (Some(c), _) => s.push_str(&format!(" (exit code {c})")),

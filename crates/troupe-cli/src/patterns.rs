@@ -12,7 +12,7 @@
 //! timeout) or ends at Ctrl-C.
 
 use crate::args::{Cli, Identity, PublishArgs, RequestArgs, RespondArgs, SubscribeArgs};
-use crate::console::{connect, describe, fail, Failure, Outcome};
+use crate::console::{connect, fail, Failure, Outcome};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde_json::Value;
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 use troupe::{
-    Content, Error, Instance, Message, PublisherOptions, SessionOptions, State, Subscriber,
+    Content, Error, Message, PublisherOptions, SessionOptions, State, Subscriber,
     SubscriberOptions, This,
 };
 
@@ -237,30 +237,13 @@ fn stdin_lines() -> mpsc::Receiver<std::io::Result<Vec<u8>>> {
     rx
 }
 
-/// Fails at once when `inst` has ended: none of its endpoints can appear.
-async fn ensure_live(inst: &Instance, what: &str, name: &str) -> Result<(), Failure> {
-    let info = inst.info().await?;
-    if info.state.is_terminal() {
-        return Err(fail(
-            2,
-            format!(
-                "instance {} ({}) has ended ({}): it has no {what} {name}",
-                info.id,
-                info.app,
-                describe(&info)
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// `troupe subscribe TARGET NAME`.
 pub(crate) async fn subscribe(cli: &Cli, a: &SubscribeArgs) -> Outcome {
     check_name("publisher", &a.name)?;
     let mut interrupts = Interrupts::catch()?;
     let server = connect(cli).await?;
+    // An instance that has ended fails at once (`Gone`), not after --wait.
     let inst = server.find(&a.target).await?;
-    ensure_live(&inst, "publisher", &a.name).await?;
     let label = format!(
         "publisher {} of instance {} ({})",
         a.name,
@@ -401,8 +384,9 @@ async fn respond_as(this: &This, a: &RespondArgs, interrupts: &mut Interrupts) -
 pub(crate) async fn request(cli: &Cli, a: &RequestArgs) -> Outcome {
     check_name("responder", &a.name)?;
     let server = connect(cli).await?;
+    // An instance that has ended fails at once (`Gone`), not after
+    // --timeout.
     let inst = server.find(&a.target).await?;
-    ensure_live(&inst, "responder", &a.name).await?;
     let requester = inst.requester(&a.name).await?;
     let mut answer = requester
         .request_stream(Message::text(a.message.clone()), a.timeout)

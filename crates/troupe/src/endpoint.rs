@@ -27,13 +27,13 @@ use zenoh::sample::{Sample, SampleKind};
 /// How long after a member's token is seen going away its last messages may
 /// still arrive (on another route than the token's): a dead peer is reported
 /// only after this quiet time.
-pub(crate) const GONE_GRACE: Duration = Duration::from_millis(200);
+const GONE_GRACE: Duration = Duration::from_millis(200);
 
 /// While a member seems to be there and nothing comes from it, its token is
 /// asked of the network this often: a withdrawal missed by the watch (it
 /// happens when a token goes while the watch's first query is in flight)
 /// must not leave a wait hanging.
-pub(crate) const RECHECK: Duration = Duration::from_secs(2);
+const RECHECK: Duration = Duration::from_secs(2);
 
 /// How long a side waits for an endpoint before it also asks the server
 /// whether the instance has ended.
@@ -63,11 +63,8 @@ impl Endpoint {
         kind: EndpointKind,
         name: &str,
     ) -> Result<Endpoint> {
-        let what = match kind {
-            EndpointKind::Publisher => "publisher",
-            EndpointKind::Responder => "responder",
-        };
-        troupe_protocol::validate_name(what, name).map_err(|e| Error::Invalid(e.to_string()))?;
+        troupe_protocol::validate_name(kind_word(kind), name)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
         Ok(Endpoint {
             session,
             server: server.to_string(),
@@ -100,13 +97,13 @@ impl Endpoint {
 
     /// "publisher data of instance 3 (app) on host".
     pub fn label(&self) -> String {
-        let what = match self.kind {
-            EndpointKind::Publisher => "publisher",
-            EndpointKind::Responder => "responder",
-        };
         format!(
-            "{what} {} of instance {} ({}) on {}",
-            self.name, self.id, self.app, self.server
+            "{} {} of instance {} ({}) on {}",
+            kind_word(self.kind),
+            self.name,
+            self.id,
+            self.app,
+            self.server
         )
     }
 
@@ -125,31 +122,16 @@ impl Endpoint {
     }
 
     /// Whether a member of `role` is there now: one liveliness query,
-    /// bounded by the session's timeout.
+    /// bounded by the session's timeout (no answer counts as none).
     pub async fn has_member(&self, role: Role) -> Result<bool> {
         let key =
             self.session
                 .keys()
                 .all_members_alive(&self.server, self.id, self.kind, &self.name);
-        let (handler, mut replies) = crate::session::reply_channel();
-        self.session
-            .zenoh()
-            .liveliness()
-            .get(key)
-            .timeout(self.session.timeout())
-            .callback(handler)
-            .await
-            .map_err(Error::Zenoh)?;
-        let guard = self.session.timeout() + Duration::from_secs(1);
-        while let Ok(Some(reply)) = tokio::time::timeout(guard, replies.recv()).await {
-            if let Ok(sample) = reply.result() {
-                let member = sample.key_expr().as_str().rsplit('/').next();
-                if member.and_then(Role::of) == Some(role) {
-                    return Ok(true);
-                }
-            }
-        }
-        Ok(false)
+        let found = self
+            .any_token(key, self.session.timeout(), |m| Role::of(m) == Some(role))
+            .await?;
+        Ok(found == Some(true))
     }
 
     /// Whether the token of `member` is there now, asked of the network
@@ -160,7 +142,19 @@ impl Endpoint {
             self.session
                 .keys()
                 .member_alive(&self.server, self.id, self.kind, &self.name, member);
-        let start = Instant::now();
+        self.any_token(key, limit, |_| true).await.ok().flatten()
+    }
+
+    /// One liveliness query on `key`, at most `limit`: whether a token whose
+    /// member id (last chunk) `matches` is there; `None` when the query ran
+    /// out of time without finding one.
+    async fn any_token(
+        &self,
+        key: String,
+        limit: Duration,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<Option<bool>> {
+        let end = Instant::now() + limit;
         let (handler, mut replies) = crate::session::reply_channel();
         self.session
             .zenoh()
@@ -169,15 +163,21 @@ impl Endpoint {
             .timeout(limit)
             .callback(handler)
             .await
-            .ok()?;
-        let end = start + limit;
+            .map_err(Error::Zenoh)?;
         loop {
             match tokio::time::timeout_at(end, replies.recv()).await {
-                Ok(Some(reply)) if reply.result().is_ok() => return Some(true),
-                Ok(Some(_)) => {}
+                Ok(Some(reply)) => {
+                    let member = reply
+                        .result()
+                        .ok()
+                        .and_then(|s| s.key_expr().as_str().rsplit('/').next().map(str::to_owned));
+                    if member.is_some_and(|m| matches(&m)) {
+                        return Ok(Some(true));
+                    }
+                }
                 // The replies ended: an answer, unless it was the timeout.
-                Ok(None) => return (Instant::now() < end).then_some(false),
-                Err(_) => return None,
+                Ok(None) => return Ok((Instant::now() < end).then_some(false)),
+                Err(_) => return Ok(None),
             }
         }
     }
@@ -224,6 +224,25 @@ impl Endpoint {
         })
     }
 
+    /// A handle on the endpoint's instance, to ask its server about it.
+    fn instance(&self) -> Option<Instance> {
+        let server =
+            crate::server::Server::with_session(self.session.clone(), &self.server).ok()?;
+        Some(Instance::new(server, self.id, &self.app))
+    }
+
+    /// The error for an endpoint whose instance ended in `state`.
+    fn ended(&self, state: troupe_protocol::State) -> Error {
+        Error::Gone(format!(
+            "{} {} will not appear: instance {} ({}) has ended ({state}) on {}",
+            kind_word(self.kind),
+            self.name,
+            self.id,
+            self.app,
+            self.server
+        ))
+    }
+
     /// Waits (at most `timeout`) until the endpoint's instance is terminal or
     /// known not to exist, and gives the error to report then; otherwise
     /// never returns (use it beside the wait for a member).
@@ -233,15 +252,8 @@ impl Endpoint {
         // happen, so as not to leave a pending wait at the server for each.
         tokio::time::sleep(ASK_SERVER_AFTER).await;
         let ended = async {
-            let server =
-                crate::server::Server::with_session(self.session.clone(), &self.server).ok()?;
-            let instance = Instance::new(server, self.id, &self.app);
-            match instance.wait_for(Some(timeout)).await {
-                Ok(info) if info.state.is_terminal() => Some(Error::Gone(format!(
-                    "{}: the instance is {} and has no such endpoint",
-                    self.label(),
-                    info.state
-                ))),
+            match self.instance()?.wait_for(Some(timeout)).await {
+                Ok(info) if info.state.is_terminal() => Some(self.ended(info.state)),
                 Err(e @ Error::NotFound(_)) => Some(e),
                 // A timeout, or no server to ask: the wait for the member
                 // decides.
@@ -257,16 +269,10 @@ impl Endpoint {
     /// The error for an endpoint that did not appear within `timeout`: says
     /// so, or that its instance has ended (one control call, bounded).
     pub async fn not_there(&self, timeout: Duration) -> Error {
-        let server = crate::server::Server::with_session(self.session.clone(), &self.server);
-        if let Ok(server) = server {
-            let instance = Instance::new(server, self.id, &self.app);
+        if let Some(instance) = self.instance() {
             if let Ok(info) = instance.info().await {
                 if info.state.is_terminal() {
-                    return Error::Gone(format!(
-                        "{}: the instance is {} and has no such endpoint",
-                        self.label(),
-                        info.state
-                    ));
+                    return self.ended(info.state);
                 }
             }
         }
@@ -346,6 +352,11 @@ impl Presence {
             unanswered: 0,
             recheck: Instant::now() + RECHECK,
         }
+    }
+
+    /// The member followed.
+    pub fn member(&self) -> &str {
+        &self.member
     }
 
     /// Where the member stands now; may ask the network, never past
@@ -434,6 +445,14 @@ impl Presence {
                 again(self, RECHECK)
             }
         }
+    }
+}
+
+/// The word for an endpoint of `kind`, in messages.
+fn kind_word(kind: EndpointKind) -> &'static str {
+    match kind {
+        EndpointKind::Publisher => "publisher",
+        EndpointKind::Responder => "responder",
     }
 }
 

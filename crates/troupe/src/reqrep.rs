@@ -511,7 +511,6 @@ impl Requester {
         let stream = ReplyStream {
             requester: self.clone(),
             id,
-            worker: worker.member.clone(),
             presence: Presence::new(&worker.member, None),
             rx,
             deadline,
@@ -588,7 +587,7 @@ impl Requester {
 pub struct ReplyStream {
     requester: Requester,
     id: u64,
-    worker: String,
+    /// Follows the worker the request went to.
     presence: Presence,
     rx: mpsc::UnboundedReceiver<Reply>,
     deadline: Instant,
@@ -636,7 +635,7 @@ impl ReplyStream {
                 reply = self.rx.recv() => if let Some(reply) = reply {
                     return self.take(reply);
                 },
-                () = inner.members.gone(&self.worker), if there => {}
+                () = inner.members.gone(self.presence.member()), if there => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
         }
