@@ -1,5 +1,5 @@
 //! The frames of the communication patterns (publish/subscribe,
-//! request/reply).
+//! request/reply, named channels).
 //!
 //! Every Zenoh sample of a pattern carries its message body as the payload,
 //! untouched, and a small binary *frame header* as the attachment. All
@@ -55,6 +55,12 @@ pub enum FrameType {
     Ack = 6,
     /// A subscriber received the end of the stream, of sequence `seq`.
     EndAck = 7,
+    /// A channel's owner consumed `seq` asynchronous messages of the client
+    /// it is sent to, in all (the client's credit; no body).
+    Credit = 8,
+    /// A channel's owner closed without answering the synchronous message
+    /// `seq` (no body, or a reason in UTF-8).
+    Dropped = 9,
 }
 
 impl FrameType {
@@ -68,6 +74,8 @@ impl FrameType {
             5 => FrameType::Failure,
             6 => FrameType::Ack,
             7 => FrameType::EndAck,
+            8 => FrameType::Credit,
+            9 => FrameType::Dropped,
             _ => return None,
         })
     }

@@ -17,6 +17,11 @@
 //! <realm>/@/<server>/<app>/<id>/rep/<name>/<member>      requests to one worker of a responder
 //! <realm>/@/reply/<member>                               replies to one requester
 //! <realm>/alive/ep/<server>/<id>/<kind>/<name>/<member>  the members of an endpoint
+//!
+//! <realm>/alive/chan/<name>/<claim>             a claim on the channel name (its owner)
+//! <realm>/alive/chanc/<name>/<claim>/<client>   a client connected to that claim
+//! <realm>/@/chan/<name>/<claim>/<client>        messages of one client to the owner
+//! <realm>/@/chanq/<name>/<claim>                the owner's queryable (hello, ping, info)
 //! ```
 //!
 //! An *endpoint* is a named publisher (`kind` = `pub`) or responder (`rep`)
@@ -24,6 +29,11 @@
 //! holding a liveliness token: the publisher itself (`o-...`), its
 //! subscribers (`s-...`), the workers of a responder (`w-...`). Member ids
 //! are a role letter, the Zenoh id of the session and a counter.
+//!
+//! A *channel* belongs to the realm, not to an instance: its name is unique
+//! across every connected server. A claim id is `<creation time in ns, 20
+//! digits>-<zenoh id>-<counter>`, so that claims sort by age; the oldest
+//! live claim owns the name. Client ids start with `c-`.
 
 /// Builds the key expressions of one realm.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +153,38 @@ impl Keys {
         format!("{}/alive/ep/{server}/**", self.realm)
     }
 
+    /// The claim `claim` on the channel name `name` (a liveliness token).
+    pub fn channel_claim(&self, name: &str, claim: &str) -> String {
+        format!("{}/alive/chan/{name}/{claim}", self.realm)
+    }
+
+    /// Every claim on the channel name `name` (`*` for every channel).
+    pub fn channel_claims(&self, name: &str) -> String {
+        format!("{}/alive/chan/{name}/*", self.realm)
+    }
+
+    /// The token of `client`, connected to the claim `claim` of `name`.
+    pub fn channel_client(&self, name: &str, claim: &str, client: &str) -> String {
+        format!("{}/alive/chanc/{name}/{claim}/{client}", self.realm)
+    }
+
+    /// The tokens of every client of the claim `claim` of `name`.
+    pub fn channel_clients(&self, name: &str, claim: &str) -> String {
+        format!("{}/alive/chanc/{name}/{claim}/*", self.realm)
+    }
+
+    /// Where `client` sends its messages to the claim `claim` of `name`
+    /// (`*` for the owner's subscription to all its clients).
+    pub fn channel_inbox(&self, name: &str, claim: &str, client: &str) -> String {
+        format!("{}/@/chan/{name}/{claim}/{client}", self.realm)
+    }
+
+    /// The queryable of the owner of the claim `claim` of `name` (`*` and
+    /// `*` for every channel).
+    pub fn channel_query(&self, name: &str, claim: &str) -> String {
+        format!("{}/@/chanq/{name}/{claim}", self.realm)
+    }
+
     /// The key on which one requester receives its replies.
     pub fn reply(&self, member: &str) -> String {
         format!("{}/@/reply/{member}", self.realm)
@@ -236,6 +278,21 @@ mod tests {
             "troupe/alive/ep/h/3/pub/data/*"
         );
         assert_eq!(k.reply("q-ab-2"), "troupe/@/reply/q-ab-2");
+        assert_eq!(k.channel_claim("x", "1-z-1"), "troupe/alive/chan/x/1-z-1");
+        assert_eq!(k.channel_claims("*"), "troupe/alive/chan/*/*");
+        assert_eq!(
+            k.channel_client("x", "1-z-1", "c-z-2"),
+            "troupe/alive/chanc/x/1-z-1/c-z-2"
+        );
+        assert_eq!(
+            k.channel_clients("x", "1-z-1"),
+            "troupe/alive/chanc/x/1-z-1/*"
+        );
+        assert_eq!(
+            k.channel_inbox("x", "1-z-1", "*"),
+            "troupe/@/chan/x/1-z-1/*"
+        );
+        assert_eq!(k.channel_query("*", "*"), "troupe/@/chanq/*/*");
         assert_eq!(Role::of("s-ab-1"), Some(Role::Subscriber));
         assert_eq!(Role::of("x"), None);
         assert_eq!(EndpointKind::parse("rep"), Some(EndpointKind::Responder));

@@ -128,9 +128,10 @@ impl Endpoint {
             self.session
                 .keys()
                 .all_members_alive(&self.server, self.id, self.kind, &self.name);
-        let found = self
-            .any_token(key, self.session.timeout(), |m| Role::of(m) == Some(role))
-            .await?;
+        let found = any_token(&self.session, key, self.session.timeout(), |m| {
+            Role::of(m) == Some(role)
+        })
+        .await?;
         Ok(found == Some(true))
     }
 
@@ -142,44 +143,10 @@ impl Endpoint {
             self.session
                 .keys()
                 .member_alive(&self.server, self.id, self.kind, &self.name, member);
-        self.any_token(key, limit, |_| true).await.ok().flatten()
-    }
-
-    /// One liveliness query on `key`, at most `limit`: whether a token whose
-    /// member id (last chunk) `matches` is there; `None` when the query ran
-    /// out of time without finding one.
-    async fn any_token(
-        &self,
-        key: String,
-        limit: Duration,
-        matches: impl Fn(&str) -> bool,
-    ) -> Result<Option<bool>> {
-        let end = Instant::now() + limit;
-        let (handler, mut replies) = crate::session::reply_channel();
-        self.session
-            .zenoh()
-            .liveliness()
-            .get(key)
-            .timeout(limit)
-            .callback(handler)
+        any_token(&self.session, key, limit, |_| true)
             .await
-            .map_err(Error::Zenoh)?;
-        loop {
-            match tokio::time::timeout_at(end, replies.recv()).await {
-                Ok(Some(reply)) => {
-                    let member = reply
-                        .result()
-                        .ok()
-                        .and_then(|s| s.key_expr().as_str().rsplit('/').next().map(str::to_owned));
-                    if member.is_some_and(|m| matches(&m)) {
-                        return Ok(Some(true));
-                    }
-                }
-                // The replies ended: an answer, unless it was the timeout.
-                Ok(None) => return Ok((Instant::now() < end).then_some(false)),
-                Err(_) => return Ok(None),
-            }
-        }
+            .ok()
+            .flatten()
     }
 
     /// Follows the members of the endpoint.
@@ -188,40 +155,7 @@ impl Endpoint {
             self.session
                 .keys()
                 .all_members_alive(&self.server, self.id, self.kind, &self.name);
-        let (tx, rx) = watch::channel(BTreeSet::new());
-        let (owner_tx, first_owner) = watch::channel(None);
-        let sub = self
-            .session
-            .zenoh()
-            .liveliness()
-            .declare_subscriber(key)
-            .history(true)
-            .callback(move |sample: Sample| {
-                let Some(member) = sample.key_expr().as_str().rsplit('/').next() else {
-                    return;
-                };
-                let member = member.to_string();
-                if sample.kind() == SampleKind::Put && Role::of(&member) == Some(Role::Owner) {
-                    owner_tx.send_if_modified(|first| {
-                        let new = first.is_none();
-                        if new {
-                            *first = Some(member.clone());
-                        }
-                        new
-                    });
-                }
-                match sample.kind() {
-                    SampleKind::Put => tx.send_if_modified(|set| set.insert(member)),
-                    SampleKind::Delete => tx.send_if_modified(|set| set.remove(&member)),
-                };
-            })
-            .await
-            .map_err(Error::Zenoh)?;
-        Ok(Members {
-            rx,
-            first_owner,
-            _sub: sub,
-        })
+        Members::follow(&self.session, key).await
     }
 
     /// A handle on the endpoint's instance, to ask its server about it.
@@ -281,6 +215,67 @@ impl Endpoint {
             self.label(),
             fmt_duration(timeout)
         ))
+    }
+}
+
+/// One liveliness query on `key`, at most `limit`: whether a token whose
+/// member id (last chunk) `matches` is there; `None` when the query ran out
+/// of time without finding one.
+pub(crate) async fn any_token(
+    session: &Session,
+    key: String,
+    limit: Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Result<Option<bool>> {
+    let end = Instant::now() + limit;
+    let (handler, mut replies) = crate::session::reply_channel();
+    session
+        .zenoh()
+        .liveliness()
+        .get(key)
+        .timeout(limit)
+        .callback(handler)
+        .await
+        .map_err(Error::Zenoh)?;
+    loop {
+        match tokio::time::timeout_at(end, replies.recv()).await {
+            Ok(Some(reply)) => {
+                let member = reply
+                    .result()
+                    .ok()
+                    .and_then(|s| s.key_expr().as_str().rsplit('/').next().map(str::to_owned));
+                if member.is_some_and(|m| matches(&m)) {
+                    return Ok(Some(true));
+                }
+            }
+            // The replies ended: an answer, unless it was the timeout.
+            Ok(None) => return Ok((Instant::now() < end).then_some(false)),
+            Err(_) => return Ok(None),
+        }
+    }
+}
+
+/// What [`Presence`] follows: a set of members kept up to date, and a way to
+/// ask the network about one of them.
+pub(crate) trait Roster {
+    /// Whether the watch shows `member` now.
+    fn contains(&self, member: &str) -> bool;
+    /// Whether the token of `member` is there, asked of the network (at
+    /// most `limit`); `None` when nothing is known.
+    fn alive(
+        &self,
+        member: &str,
+        limit: Duration,
+    ) -> impl std::future::Future<Output = Option<bool>> + Send;
+}
+
+impl Roster for (&Endpoint, &Members) {
+    fn contains(&self, member: &str) -> bool {
+        self.1.contains(member)
+    }
+
+    async fn alive(&self, member: &str, limit: Duration) -> Option<bool> {
+        self.0.member_alive(member, limit).await
     }
 }
 
@@ -361,12 +356,7 @@ impl Presence {
 
     /// Where the member stands now; may ask the network, never past
     /// `deadline`.
-    pub async fn check(
-        &mut self,
-        ep: &Endpoint,
-        members: &Members,
-        deadline: Option<Instant>,
-    ) -> Seen {
+    pub async fn check(&mut self, roster: &impl Roster, deadline: Option<Instant>) -> Seen {
         let limit = |now: Instant| {
             deadline.map_or(CONFIRM, |d| d.saturating_duration_since(now).min(CONFIRM))
         };
@@ -386,13 +376,13 @@ impl Presence {
                 }
             }
         }
-        if !self.absent && members.contains(&self.member) {
+        if !self.absent && roster.contains(&self.member) {
             self.grace = None;
             self.unanswered = 0;
             if now < self.recheck || limit(now).is_zero() {
                 return Seen::There(self.recheck.max(now));
             }
-            let alive = ep.member_alive(&self.member, limit(now)).await;
+            let alive = roster.alive(&self.member, limit(now)).await;
             tracing::debug!(member = %self.member, ?alive, "recheck of a member the watch shows");
             if alive == Some(false) {
                 self.doubts += 1;
@@ -414,7 +404,7 @@ impl Presence {
             return Seen::Gone;
         }
         let limit = limit(now);
-        let alive = ep.member_alive(&self.member, limit).await;
+        let alive = roster.alive(&self.member, limit).await;
         tracing::debug!(member = %self.member, ?alive, "confirming a member the watch lost");
         let again = |this: &mut Self, after: Duration| {
             let later = Instant::now() + after;
@@ -479,6 +469,44 @@ pub(crate) struct Members {
 }
 
 impl Members {
+    /// Follows the liveliness tokens under `key` (a `.../*`): the set holds
+    /// the last chunk of each.
+    pub async fn follow(session: &Session, key: String) -> Result<Members> {
+        let (tx, rx) = watch::channel(BTreeSet::new());
+        let (owner_tx, first_owner) = watch::channel(None);
+        let sub = session
+            .zenoh()
+            .liveliness()
+            .declare_subscriber(key)
+            .history(true)
+            .callback(move |sample: Sample| {
+                let Some(member) = sample.key_expr().as_str().rsplit('/').next() else {
+                    return;
+                };
+                let member = member.to_string();
+                if sample.kind() == SampleKind::Put && Role::of(&member) == Some(Role::Owner) {
+                    owner_tx.send_if_modified(|first| {
+                        let new = first.is_none();
+                        if new {
+                            *first = Some(member.clone());
+                        }
+                        new
+                    });
+                }
+                match sample.kind() {
+                    SampleKind::Put => tx.send_if_modified(|set| set.insert(member)),
+                    SampleKind::Delete => tx.send_if_modified(|set| set.remove(&member)),
+                };
+            })
+            .await
+            .map_err(Error::Zenoh)?;
+        Ok(Members {
+            rx,
+            first_owner,
+            _sub: sub,
+        })
+    }
+
     /// The members of `role` now.
     pub fn of_role(&self, role: Role) -> Vec<String> {
         self.rx
@@ -517,6 +545,18 @@ impl Members {
             Ok(Ok(owner)) => owner.clone(),
             _ => None,
         };
+        found
+    }
+
+    /// Waits until some member is there, at most until `deadline`; the
+    /// first in order (for channel claims, the oldest).
+    pub async fn wait_any(&self, deadline: Instant) -> Option<String> {
+        let mut rx = self.rx.clone();
+        let found =
+            match tokio::time::timeout_at(deadline, rx.wait_for(|set| !set.is_empty())).await {
+                Ok(Ok(set)) => set.first().cloned(),
+                _ => None,
+            };
         found
     }
 

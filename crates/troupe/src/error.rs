@@ -42,6 +42,20 @@ pub enum Error {
     /// pending, an instance that ended before declaring the endpoint asked for.
     #[error("gone: {0}")]
     Gone(String),
+    /// A channel name is taken: another live channel of the realm has it.
+    #[error("name taken: {0}")]
+    NameTaken(String),
+    /// This channel lost its name to an older claim (two creators raced, or
+    /// two parts of a network joined); it receives nothing more.
+    #[error("name lost: {0}")]
+    NameLost(String),
+    /// A channel's buffer of asynchronous messages is full (the client chose
+    /// not to wait, or waited in vain).
+    #[error("full: {0}")]
+    Full(String),
+    /// A message is larger than the other side accepts; nothing was sent.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// The server failed (internal error) or does not speak our protocol
     /// version.
     #[error("server error: {0}")]

@@ -103,6 +103,7 @@
 //! # }
 //! ```
 
+pub mod channel;
 mod endpoint;
 mod error;
 mod events;
@@ -117,6 +118,9 @@ mod server;
 mod session;
 mod this;
 
+pub use channel::{
+    Channel, ChannelClient, ChannelInfo, ChannelOptions, ClientOptions, Event, WhenFull,
+};
 pub use error::{Error, Result};
 pub use events::EventStream;
 pub use instance::Instance;

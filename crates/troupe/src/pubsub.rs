@@ -632,7 +632,10 @@ impl Subscriber {
         loop {
             // Read "gone" before the queue: what came by the token's route
             // before it went away is in the queue by then.
-            let seen = self.presence.check(&self.ep, &self.members, deadline).await;
+            let seen = self
+                .presence
+                .check(&(&self.ep, &self.members), deadline)
+                .await;
             match self.rx.try_pop() {
                 Ok(item) => return self.take(item).await,
                 Err(Empty::Closed) => return Err(self.fail("its subscription was closed")),

@@ -95,6 +95,32 @@ impl<T> QueueRx<T> {
         }
     }
 
+    /// The next item, if there is one now, without taking it.
+    pub fn peek(&mut self) -> Option<&T> {
+        if self.local.is_empty() {
+            std::mem::swap(
+                &mut self.local,
+                &mut *self.shared.items.lock().expect("queue lock"),
+            );
+        }
+        self.local.front()
+    }
+
+    /// Waits until an item is there (`true`), or the queue is closed and
+    /// empty (`false`). Takes nothing: cancel-safe.
+    pub async fn ready(&mut self) -> bool {
+        loop {
+            let closed = self.shared.closed.load(Ordering::Acquire);
+            if self.peek().is_some() {
+                return true;
+            }
+            if closed {
+                return false;
+            }
+            self.shared.notify.notified().await;
+        }
+    }
+
     /// The next item, waiting for one; `None` once the queue is closed and
     /// empty. Cancel-safe: an item is taken only when this returns it.
     pub async fn pop(&mut self) -> Option<T> {
@@ -133,6 +159,23 @@ mod tests {
         producer.join().unwrap();
         assert_eq!(got, (0..10_000).collect::<Vec<_>>());
         assert_eq!(rx.try_pop(), Err(Empty::Closed));
+    }
+
+    #[tokio::test]
+    async fn peek_shows_what_pop_takes() {
+        let (tx, mut rx) = queue();
+        assert!(rx.peek().is_none());
+        tx.push(1u8);
+        tx.push(2);
+        assert!(tokio::time::timeout(Duration::from_secs(5), rx.ready())
+            .await
+            .expect("ready"));
+        assert_eq!(rx.peek(), Some(&1));
+        assert_eq!(rx.try_pop(), Ok(1));
+        assert_eq!(rx.peek(), Some(&2));
+        assert_eq!(rx.try_pop(), Ok(2));
+        drop(tx);
+        assert!(!rx.ready().await);
     }
 
     #[tokio::test]

@@ -59,10 +59,7 @@ impl Responder {
         let member = endpoint::new_member(&session, Role::Worker);
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
         let key = format!("{}/{member}", ep.data_key());
-        let replies = Arc::new(ReplyPublishers {
-            zenoh: session.zenoh().clone(),
-            map: Mutex::default(),
-        });
+        let replies = Arc::new(ReplyPublishers::new(&session));
         let sub = {
             let label = ep.label();
             session
@@ -75,20 +72,17 @@ impl Responder {
                     let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
                         return;
                     };
-                    let request = Request {
-                        message: Message::from_parts(frame.content, frame.header, body),
-                        id: frame.seq,
-                        from: address.from,
-                        reply_key: address.reply_key,
-                        replies: replies.clone(),
-                        done: false,
-                    };
-                    if let Err(mpsc::error::TrySendError::Full(mut r)) = tx.try_send(request) {
-                        r.done = true;
-                        r.put_now(
-                            FrameType::Failure,
-                            format!("{label} is overloaded: {WORKER_QUEUE} requests queued"),
-                        );
+                    let request = Request::new(
+                        Message::from_parts(frame.content, frame.header, body),
+                        frame.seq,
+                        address.from,
+                        address.reply_key,
+                        replies.clone(),
+                    );
+                    if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(request) {
+                        r.fail_now(format!(
+                            "{label} is overloaded: {WORKER_QUEUE} requests queued"
+                        ));
                     }
                 })
                 .await
@@ -154,6 +148,8 @@ pub struct Request {
     reply_key: String,
     replies: Arc<ReplyPublishers>,
     done: bool,
+    /// What dropping it unanswered sends, and the reason.
+    on_drop: (FrameType, &'static str),
 }
 
 /// How many reply keys a worker keeps a declared publisher for.
@@ -169,12 +165,19 @@ type ZPublisher = zenoh::pubsub::Publisher<'static>;
 /// key without a declared publisher also goes to the server, which drops
 /// it: a declared publisher sends only where a requester listens.
 #[derive(Debug)]
-struct ReplyPublishers {
+pub(crate) struct ReplyPublishers {
     zenoh: zenoh::Session,
     map: Mutex<HashMap<String, (Arc<ZPublisher>, std::time::Instant)>>,
 }
 
 impl ReplyPublishers {
+    pub fn new(session: &Session) -> Self {
+        Self {
+            zenoh: session.zenoh().clone(),
+            map: Mutex::default(),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Arc<ZPublisher>> {
         let now = std::time::Instant::now();
         if let Some((p, used)) = self.map.lock().expect("replies lock").get_mut(key) {
@@ -218,6 +221,39 @@ impl std::fmt::Debug for Request {
 }
 
 impl Request {
+    pub(crate) fn new(
+        message: Message,
+        id: u64,
+        from: String,
+        reply_key: String,
+        replies: Arc<ReplyPublishers>,
+    ) -> Self {
+        Request {
+            message,
+            id,
+            from,
+            reply_key,
+            replies,
+            done: false,
+            on_drop: (
+                FrameType::Failure,
+                "the responder dropped the request without answering",
+            ),
+        }
+    }
+
+    /// Sets what dropping the request unanswered sends.
+    pub(crate) fn on_drop(mut self, kind: FrameType, reason: &'static str) -> Self {
+        self.on_drop = (kind, reason);
+        self
+    }
+
+    /// Sends a failure at once, without waiting (from a callback).
+    pub(crate) fn fail_now(mut self, reason: String) {
+        self.done = true;
+        self.put_now(FrameType::Failure, reason);
+    }
+
     /// The request.
     pub fn message(&self) -> &Message {
         &self.message
@@ -298,10 +334,8 @@ impl Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if !self.done {
-            self.put_now(
-                FrameType::Failure,
-                "the responder dropped the request without answering".to_string(),
-            );
+            let (kind, reason) = self.on_drop;
+            self.put_now(kind, reason.to_string());
         }
     }
 }
@@ -609,7 +643,7 @@ impl ReplyStream {
         loop {
             let seen = self
                 .presence
-                .check(&inner.ep, &inner.members, Some(self.deadline))
+                .check(&(&inner.ep, &inner.members), Some(self.deadline))
                 .await;
             if let Ok(reply) = self.rx.try_recv() {
                 return self.take(reply);
