@@ -12,7 +12,10 @@
 //!   creators raced, two parts of a network joined) loses the name, and its
 //!   [`Channel::recv`] gives [`Error::NameLost`]. The name is free again as
 //!   soon as the owner's token goes: the channel dropped, the process ended
-//!   or died.
+//!   or died. A claim counts only if its owner answers (owners answer from
+//!   a callback, at once): a peer that was linked to a dead owner may show
+//!   its token for a few seconds more, and that stale token neither keeps
+//!   the name taken nor draws clients.
 //! - **Synchronous messages** ([`ChannelClient::send`]) wait for the reply.
 //!   The owner receives them as [`Event::Sync`] and answers each in any
 //!   order; several may be pending. A send fails with [`Error::Timeout`] at
@@ -25,7 +28,10 @@
 //!   takes them). A client without credit waits, bounded, or gets
 //!   [`Error::Full`] at once, as it chose ([`WhenFull`]). The bound is per
 //!   client, like a socket's buffer: the owner holds at most
-//!   `async_bound` asynchronous messages per connected client.
+//!   `async_bound` asynchronous messages per connected client. Messages
+//!   that were sent and not yet taken when the owner died die with it, as
+//!   with any asynchronous message; once the owner is known gone, sends
+//!   fail with [`Error::Gone`].
 //! - **Messages larger than [`ChannelOptions::max_message`]** are refused
 //!   with [`Error::TooLarge`] before anything is sent, and checked again by
 //!   the owner.
@@ -53,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
@@ -80,6 +86,26 @@ const DISCONNECT_GRACE: Duration = Duration::from_millis(200);
 
 /// The bound of the queries made to confirm that a token went away.
 const CONFIRM: Duration = Duration::from_secs(2);
+
+/// How long an owner has to answer `info` or `hello` before its claim is
+/// passed over. Owners answer both from a callback, at once; a claim whose
+/// owner does not is a token the network still shows for a process that is
+/// gone (a peer that was linked to the dead owner may keep showing it for
+/// seconds).
+const ANSWER: Duration = Duration::from_secs(1);
+
+/// How many pings may wait for the owner's `recv`; more are not answered
+/// (their senders time out, as they would with an owner not receiving).
+const PING_QUEUE: usize = 64;
+
+/// The longest wait: longer timeouts (up to `Duration::MAX`, "no limit")
+/// are cut to this, so that deadlines can be computed.
+const FOREVER: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `timeout`, at most [`FOREVER`].
+fn cap(timeout: Duration) -> Duration {
+    timeout.min(FOREVER)
+}
 
 /// Options of [`Channel::create`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,8 +164,8 @@ enum Incoming {
     Sync(SyncMessage, Instant),
     Async {
         message: Message,
-        client: String,
-        from: String,
+        client: Arc<str>,
+        from: Arc<str>,
         oversize: Option<usize>,
         at: Instant,
     },
@@ -188,7 +214,7 @@ pub enum Event {
 #[derive(Debug)]
 pub struct SyncMessage {
     request: Request,
-    client: String,
+    client: Arc<str>,
 }
 
 impl SyncMessage {
@@ -229,12 +255,32 @@ impl SyncMessage {
 /// An asynchronous message received by a [`Channel`].
 #[derive(Debug, Clone)]
 pub struct AsyncMessage {
+    message: Message,
+    client: Arc<str>,
+    from: Arc<str>,
+}
+
+impl AsyncMessage {
     /// The message.
-    pub message: Message,
+    pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message, taken out.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+
     /// The id of the client that sent it.
-    pub client: String,
-    /// Who the client speaks for.
-    pub from: String,
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+
+    /// Who the client speaks for: `server/app/id` for an instance, else the
+    /// Zenoh id of its session.
+    pub fn from(&self) -> &str {
+        &self.from
+    }
 }
 
 /// Identifies a timer of a [`Channel`].
@@ -263,18 +309,31 @@ struct Shared {
     opts: ChannelOptions,
     clients: Mutex<HashMap<String, ClientState>>,
     sync_queued: AtomicUsize,
+    pings_queued: AtomicUsize,
     /// The older claim this channel lost its name to.
     lost: Mutex<Option<String>>,
+    /// The older claims seen now (their owners are asked whether they are
+    /// live).
+    older: Mutex<std::collections::BTreeSet<String>>,
+    /// The channel was dropped: no client subscriber is kept from then on.
+    closed: AtomicBool,
+    zenoh: zenoh::Session,
+    keys: troupe_protocol::keys::Keys,
+    tx: Arc<QueueTx<Incoming>>,
+    replies: Arc<ReplyPublishers>,
 }
 
 /// What the owner knows of one client.
-#[derive(Debug)]
 struct ClientState {
-    from: String,
+    from: Arc<str>,
     /// Asynchronous messages taken by `recv`, in all.
     consumed: u64,
     /// The last `consumed` sent to the client as credit.
     credited: u64,
+    /// The subscriber of the client's messages (an exact key per client:
+    /// no wildcard to match for every message, and the sender known
+    /// without a lookup).
+    _sub: zenoh::pubsub::Subscriber<()>,
 }
 
 impl Shared {
@@ -290,12 +349,36 @@ impl Shared {
         }
     }
 
-    fn sender_of(&self, client: &str) -> String {
-        self.clients
+    /// Subscribes to the messages of `client` (once), after its hello.
+    async fn add_client(self: &Arc<Self>, client: &str, from: &str) -> Result<()> {
+        if self
+            .clients
             .lock()
             .expect("clients lock")
-            .get(client)
-            .map_or_else(|| client.to_string(), |c| c.from.clone())
+            .contains_key(client)
+        {
+            return Ok(());
+        }
+        let (client, from): (Arc<str>, Arc<str>) = (client.into(), from.into());
+        let sub = {
+            let (shared, client, from) = (self.clone(), client.clone(), from.clone());
+            let reply_key = self.keys.reply(&client);
+            self.zenoh
+                .declare_subscriber(self.keys.channel_inbox(&self.name, &self.claim, &client))
+                .callback(move |sample| on_message(&sample, &shared, &client, &from, &reply_key))
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        let mut clients = self.clients.lock().expect("clients lock");
+        if !self.closed.load(Ordering::Acquire) {
+            clients.entry(client.to_string()).or_insert(ClientState {
+                from,
+                consumed: 0,
+                credited: 0,
+                _sub: sub,
+            });
+        }
+        Ok(())
     }
 
     fn too_large(&self, size: usize) -> String {
@@ -397,7 +480,6 @@ pub struct Channel {
     timers: Timers,
     refused: u64,
     token: Option<LivelinessToken>,
-    _inbox: zenoh::pubsub::Subscriber<()>,
     _queryable: zenoh::query::Queryable<()>,
     _clients: zenoh::pubsub::Subscriber<()>,
     _claims: zenoh::pubsub::Subscriber<()>,
@@ -409,6 +491,14 @@ impl std::fmt::Debug for Channel {
             .field("name", &self.shared.name)
             .field("claim", &self.shared.claim)
             .finish()
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        // The clients' subscribers hold the shared state: drop them now.
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.clients.lock().expect("clients lock").clear();
     }
 }
 
@@ -443,6 +533,7 @@ fn check_name(name: &str) -> Result<()> {
 /// Every live claim on `name`, oldest first; one liveliness query, at most
 /// `limit`.
 async fn claims_now(session: &Session, name: &str, limit: Duration) -> Result<Vec<String>> {
+    let limit = cap(limit);
     let (handler, mut replies) = crate::session::reply_channel();
     session
         .zenoh()
@@ -475,6 +566,7 @@ async fn ask<T: serde::de::DeserializeOwned>(
     ask: &Ask,
     limit: Duration,
 ) -> Result<Option<T>> {
+    let limit = cap(limit);
     let payload =
         serde_json::to_vec(ask).map_err(|e| Error::Invalid(format!("cannot encode: {e}")))?;
     let (handler, mut replies) = crate::session::reply_channel();
@@ -501,12 +593,68 @@ async fn ask<T: serde::de::DeserializeOwned>(
     Ok(None)
 }
 
+/// The first of `claims` (oldest first) whose owner answers `info`, with
+/// what it says; claims whose owner does not answer within [`ANSWER`] are
+/// passed over.
+async fn first_live(
+    session: &Session,
+    name: &str,
+    claims: impl IntoIterator<Item = String>,
+) -> Result<Option<(String, ChannelInfo)>> {
+    for claim in claims {
+        if let Some(info) = ask(session, name, &claim, &Ask::Info, ANSWER).await? {
+            return Ok(Some((claim, info)));
+        }
+        tracing::debug!(
+            name,
+            claim,
+            "a claim whose owner does not answer passed over"
+        );
+    }
+    Ok(None)
+}
+
+/// Whether the owner of the claim `other`, just seen, answers. When two
+/// networks join, the claim's token may arrive before the route to its
+/// owner's queryable: asked again for a while, as long as the token is
+/// there.
+async fn older_is_live(session: &Session, shared: &Shared, other: &str) -> bool {
+    let name = &shared.name;
+    for attempt in 0..VERIFY_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if !shared.older.lock().expect("older lock").contains(other) {
+                return false;
+            }
+        }
+        if let Ok(Some(_)) = first_live(session, name, [other.to_string()]).await {
+            return true;
+        }
+    }
+    tracing::debug!(
+        name,
+        other,
+        "an older claim whose owner never answered passed over"
+    );
+    false
+}
+
+/// How many times an older claim's owner is asked before its claim is
+/// taken for stale.
+const VERIFY_ATTEMPTS: u32 = 6;
+
+/// The error for a name owned by someone who said who they are.
+fn taken(name: &str, info: &ChannelInfo) -> Error {
+    Error::NameTaken(format!("channel {name} is already owned by {}", info.owner))
+}
+
 /// The channels of the realm, as their owners describe them, sorted by name
 /// then age. A name listed twice has a claim that is losing it (the younger).
 ///
 /// # Errors
 /// [`Error::Zenoh`].
 pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInfo>> {
+    let timeout = cap(timeout);
     let payload = serde_json::to_vec(&Ask::Info).expect("encodable");
     let (handler, mut replies) = crate::session::reply_channel();
     session
@@ -519,7 +667,8 @@ pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInf
         .callback(handler)
         .await
         .map_err(Error::Zenoh)?;
-    let end = Instant::now() + timeout + Duration::from_millis(500);
+    // Zenoh ends the query at `timeout`; this only makes sure.
+    let end = Instant::now() + timeout;
     let mut all = Vec::new();
     while let Ok(Some(reply)) = tokio::time::timeout_at(end, replies.recv()).await {
         if let Ok(sample) = reply.result() {
@@ -534,6 +683,33 @@ pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInf
     all.sort_by(|a, b| (&a.name, &a.claim).cmp(&(&b.name, &b.claim)));
     all.dedup_by(|a, b| a.claim == b.claim);
     Ok(all)
+}
+
+/// Whether the owner of the channel `name` is alive and receiving, without
+/// connecting to it (so the owner sees no client come and go): the round
+/// trip when its `recv` answers within `timeout`.
+///
+/// # Errors
+/// [`Error::NotFound`] when no channel has the name, [`Error::Timeout`] when
+/// its owner did not answer in time (alive but not receiving), and
+/// [`Error::Invalid`] for a bad name.
+pub async fn ping(session: &Session, name: &str, timeout: Duration) -> Result<Duration> {
+    check_name(name)?;
+    let timeout = cap(timeout);
+    let started = std::time::Instant::now();
+    let claims = claims_now(session, name, timeout).await?;
+    let Some((claim, _)) = first_live(session, name, claims).await? else {
+        return Err(Error::NotFound(format!("no channel named {name}")));
+    };
+    let left = timeout.saturating_sub(started.elapsed());
+    let answer: Option<serde_json::Value> = ask(session, name, &claim, &Ask::Ping, left).await?;
+    match answer {
+        Some(_) => Ok(started.elapsed()),
+        None => Err(Error::Timeout(format!(
+            "channel {name}: its owner did not answer a ping within {} (alive but not receiving?)",
+            fmt_duration(timeout)
+        ))),
+    }
 }
 
 impl Channel {
@@ -554,11 +730,15 @@ impl Channel {
             )));
         }
         let limit = session.timeout();
-        if let Some(other) = claims_now(session, name, limit).await?.first() {
-            return Err(taken(session, name, other).await);
+        let existing = claims_now(session, name, limit).await?;
+        if let Some((_, info)) = first_live(session, name, existing).await? {
+            return Err(taken(name, &info));
         }
         let claim = new_claim(session);
         let keys = session.keys();
+        let (tx, rx) = queue::queue();
+        let tx = Arc::new(tx);
+        let zenoh = session.zenoh();
         let shared = Arc::new(Shared {
             name: name.to_string(),
             claim: claim.clone(),
@@ -566,39 +746,31 @@ impl Channel {
             opts,
             clients: Mutex::default(),
             sync_queued: AtomicUsize::new(0),
+            pings_queued: AtomicUsize::new(0),
             lost: Mutex::default(),
+            older: Mutex::default(),
+            closed: AtomicBool::new(false),
+            zenoh: zenoh.clone(),
+            keys: keys.clone(),
+            tx: tx.clone(),
+            replies: Arc::new(ReplyPublishers::new(session)),
         });
-        let (tx, rx) = queue::queue();
-        let tx = Arc::new(tx);
-        let replies = Arc::new(ReplyPublishers::new(session));
-        let zenoh = session.zenoh();
-
-        let inbox = {
-            let (tx, shared, keys) = (tx.clone(), shared.clone(), keys.clone());
-            zenoh
-                .declare_subscriber(keys.channel_inbox(name, &claim, "*"))
-                .callback(move |sample| {
-                    on_message(&sample, &tx, &shared, &keys, &replies);
-                })
-                .await
-                .map_err(Error::Zenoh)?
-        };
         let queryable = {
-            let (tx, shared) = (tx.clone(), shared.clone());
+            let shared = shared.clone();
             let own_key = keys.channel_query(name, &claim);
+            let runtime = tokio::runtime::Handle::current();
             zenoh
                 .declare_queryable(own_key.clone())
-                .callback(move |query| on_query(query, &own_key, &tx, &shared))
+                .callback(move |query| on_query(query, &own_key, &shared, &runtime))
                 .await
                 .map_err(Error::Zenoh)?
         };
         let clients = {
             let (tx, session) = (tx.clone(), session.clone());
-            let (name, claim) = (name.to_string(), claim.clone());
             let runtime = tokio::runtime::Handle::current();
             zenoh
                 .liveliness()
-                .declare_subscriber(keys.channel_clients(name.as_str(), &claim))
+                .declare_subscriber(keys.channel_clients(name, &claim))
                 .callback(move |sample: Sample| {
                     if sample.kind() != SampleKind::Delete {
                         return;
@@ -608,7 +780,6 @@ impl Channel {
                     };
                     let key = sample.key_expr().to_string();
                     let (client, tx, session) = (client.to_string(), tx.clone(), session.clone());
-                    let _ = (&name, &claim);
                     runtime.spawn(async move {
                         tokio::time::sleep(DISCONNECT_GRACE).await;
                         let there = any_token(&session, key, CONFIRM, |_| true).await;
@@ -626,27 +797,43 @@ impl Channel {
             .await
             .map_err(Error::Zenoh)?;
         let claims = {
-            let (tx, shared) = (tx.clone(), shared.clone());
+            let (tx, shared, session) = (tx.clone(), shared.clone(), session.clone());
+            let runtime = tokio::runtime::Handle::current();
             zenoh
                 .liveliness()
                 .declare_subscriber(keys.channel_claims(name))
                 .history(true)
                 .callback(move |sample: Sample| {
-                    if sample.kind() != SampleKind::Put {
-                        return;
-                    }
                     let Some(other) = sample.key_expr().as_str().rsplit('/').next() else {
                         return;
                     };
-                    if *other < *shared.claim {
-                        shared
-                            .lost
-                            .lock()
-                            .expect("lost lock")
-                            .get_or_insert_with(|| other.to_string());
-                        // Wakes a waiting `recv`.
-                        tx.push(Incoming::Lost(Instant::now()));
+                    if *other >= *shared.claim {
+                        return;
                     }
+                    let mut older = shared.older.lock().expect("older lock");
+                    if sample.kind() == SampleKind::Delete {
+                        older.remove(other);
+                        return;
+                    }
+                    if !older.insert(other.to_string()) {
+                        return;
+                    }
+                    drop(older);
+                    // An older claim: the name is lost if its owner answers
+                    // (else it is a stale token, passed over).
+                    let (other, tx, shared, session) = (
+                        other.to_string(),
+                        tx.clone(),
+                        shared.clone(),
+                        session.clone(),
+                    );
+                    runtime.spawn(async move {
+                        if older_is_live(&session, &shared, &other).await {
+                            shared.lost.lock().expect("lost lock").get_or_insert(other);
+                            // Wakes a waiting `recv`.
+                            tx.push(Incoming::Lost(Instant::now()));
+                        }
+                    });
                 })
                 .await
                 .map_err(Error::Zenoh)?
@@ -659,21 +846,26 @@ impl Channel {
             timers: Timers::default(),
             refused: 0,
             token: Some(token),
-            _inbox: inbox,
             _queryable: queryable,
             _clients: clients,
             _claims: claims,
         };
         // A creator elsewhere may have declared its claim while this one did.
         tokio::time::sleep(SETTLE).await;
-        let older = claims_now(session, name, limit)
+        let older: Vec<String> = claims_now(session, name, limit)
             .await?
             .into_iter()
-            .find(|c| *c < claim);
-        let older = older.or_else(|| channel.lost());
-        if let Some(other) = older {
+            .filter(|c| *c < claim)
+            .collect();
+        if let Some((_, info)) = first_live(session, name, older).await? {
             drop(channel);
-            return Err(taken(session, name, &other).await);
+            return Err(taken(name, &info));
+        }
+        if let Some(other) = channel.lost() {
+            drop(channel);
+            return Err(Error::NameTaken(format!(
+                "channel {name} is already owned (claim {other})"
+            )));
         }
         tracing::debug!(name, claim = %channel.shared.claim, "channel created");
         Ok(channel)
@@ -757,6 +949,7 @@ impl Channel {
     /// [`Error::Timeout`] when nothing came in time, [`Error::NameLost`] when
     /// the channel lost its name to an older claim (from then on).
     pub async fn recv(&mut self, timeout: Duration) -> Result<Event> {
+        let timeout = cap(timeout);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(ready) = self.try_recv() {
@@ -831,7 +1024,7 @@ impl Channel {
                 self.credit(&client);
                 if let Some(size) = oversize {
                     self.refused += 1;
-                    tracing::warn!(client, "{}; dropped", self.shared.too_large(size));
+                    tracing::warn!(client = %client, "{}; dropped", self.shared.too_large(size));
                     return None;
                 }
                 Some(Event::Async(AsyncMessage {
@@ -841,6 +1034,7 @@ impl Channel {
                 }))
             }
             Incoming::Ping(query, _) => {
+                self.shared.pings_queued.fetch_sub(1, Ordering::Relaxed);
                 let key = self
                     .session
                     .keys()
@@ -851,6 +1045,7 @@ impl Channel {
                 None
             }
             Incoming::Disconnected(client, _) => {
+                // Dropping its state drops its subscriber.
                 let known = self
                     .shared
                     .clients
@@ -858,7 +1053,7 @@ impl Channel {
                     .expect("clients lock")
                     .remove(&client);
                 Some(Event::Disconnected {
-                    from: known.map_or_else(|| client.clone(), |c| c.from),
+                    from: known.map_or_else(|| client.clone(), |c| c.from.to_string()),
                     client,
                 })
             }
@@ -873,11 +1068,10 @@ impl Channel {
         let step = (self.shared.opts.async_bound as u64 / 4).max(1);
         let consumed = {
             let mut clients = self.shared.clients.lock().expect("clients lock");
-            let state = clients.entry(client.to_string()).or_insert(ClientState {
-                from: client.to_string(),
-                consumed: 0,
-                credited: 0,
-            });
+            // A client gone meanwhile needs no credit.
+            let Some(state) = clients.get_mut(client) else {
+                return;
+            };
             state.consumed += 1;
             if state.consumed - state.credited < step {
                 return;
@@ -903,49 +1097,29 @@ impl Channel {
     }
 }
 
-/// The error for a name held by the claim `other`: says who holds it, when
-/// its owner answers quickly.
-async fn taken(session: &Session, name: &str, other: &str) -> Error {
-    let info: Option<ChannelInfo> =
-        ask(session, name, other, &Ask::Info, Duration::from_millis(500))
-            .await
-            .ok()
-            .flatten();
-    match info {
-        Some(info) => {
-            Error::NameTaken(format!("channel {name} is already owned by {}", info.owner))
-        }
-        None => Error::NameTaken(format!("channel {name} is already owned (claim {other})")),
-    }
-}
-
-/// The owner's callback for a message of a client.
+/// The owner's callback for a message of `client`.
 fn on_message(
     sample: &Sample,
-    tx: &QueueTx<Incoming>,
     shared: &Shared,
-    keys: &troupe_protocol::keys::Keys,
-    replies: &Arc<ReplyPublishers>,
+    client: &Arc<str>,
+    from: &Arc<str>,
+    reply_key: &str,
 ) {
     let at = Instant::now();
-    let Some(client) = sample.key_expr().as_str().rsplit('/').next() else {
-        return;
-    };
     let Some((frame, body)) = endpoint::decode(sample) else {
         return;
     };
     let size = body.len() + frame.header.as_ref().map_or(0, Vec::len);
     let oversize = (size > shared.opts.max_message).then_some(size);
-    let from = shared.sender_of(client);
     let message = Message::from_parts(frame.content, frame.header, body);
     match frame.kind {
         FrameType::Request => {
             let request = Request::new(
                 message,
                 frame.seq,
-                from,
-                keys.reply(client),
-                replies.clone(),
+                from.to_string(),
+                reply_key.to_string(),
+                shared.replies.clone(),
             )
             .on_drop(FrameType::Dropped, "the channel closed without answering");
             if let Some(size) = oversize {
@@ -960,18 +1134,18 @@ fn on_message(
                 ));
                 return;
             }
-            tx.push(Incoming::Sync(
+            shared.tx.push(Incoming::Sync(
                 SyncMessage {
                     request,
-                    client: client.to_string(),
+                    client: client.clone(),
                 },
                 at,
             ));
         }
-        FrameType::Data => tx.push(Incoming::Async {
+        FrameType::Data => shared.tx.push(Incoming::Async {
             message,
-            client: client.to_string(),
-            from,
+            client: client.clone(),
+            from: from.clone(),
             oversize,
             at,
         }),
@@ -981,7 +1155,7 @@ fn on_message(
 
 /// The owner's callback for a query: hello and info are answered here, ping
 /// goes through `recv`.
-fn on_query(query: Query, own_key: &str, tx: &QueueTx<Incoming>, shared: &Shared) {
+fn on_query(query: Query, own_key: &str, shared: &Arc<Shared>, runtime: &tokio::runtime::Handle) {
     let ask = query
         .payload()
         .map(|p| serde_json::from_slice::<Ask>(&p.to_bytes()));
@@ -992,21 +1166,42 @@ fn on_query(query: Query, own_key: &str, tx: &QueueTx<Incoming>, shared: &Shared
         }
     };
     match ask {
+        Some(Ok(Ask::Hello { .. })) if shared.lost.lock().expect("lost lock").is_some() => {
+            let _ = query
+                .reply_err(b"this owner lost the channel name".to_vec())
+                .wait();
+        }
         Some(Ok(Ask::Hello { client, from })) => {
-            shared
-                .clients
-                .lock()
-                .expect("clients lock")
-                .entry(client)
-                .or_insert(ClientState {
-                    from,
-                    consumed: 0,
-                    credited: 0,
-                });
-            answer(shared.info());
+            // Subscribe to the client's key, then answer: the declaration
+            // travels ahead of the answer, so the client's first message
+            // finds the subscriber.
+            let (shared, own_key) = (shared.clone(), own_key.to_string());
+            runtime.spawn(async move {
+                let reply = match shared.add_client(&client, &from).await {
+                    Ok(()) => {
+                        let info = serde_json::to_vec(&shared.info()).expect("encodable");
+                        query.reply(own_key, info).wait()
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, client, "cannot subscribe to a client");
+                        let why = format!("cannot take the client: {e}");
+                        query.reply_err(why.into_bytes()).wait()
+                    }
+                };
+                if let Err(e) = reply {
+                    tracing::debug!(error = %e, "channel answer not sent");
+                }
+            });
         }
         Some(Ok(Ask::Info)) => answer(shared.info()),
-        Some(Ok(Ask::Ping)) => tx.push(Incoming::Ping(query, Instant::now())),
+        Some(Ok(Ask::Ping)) => {
+            if shared.pings_queued.fetch_add(1, Ordering::Relaxed) < PING_QUEUE {
+                shared.tx.push(Incoming::Ping(query, Instant::now()));
+            } else {
+                // Not answered: the sender times out.
+                shared.pings_queued.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         _ => {
             let _ = query.reply_err(b"unknown channel query".to_vec()).wait();
         }
@@ -1093,7 +1288,12 @@ struct ClientInner {
     client: String,
     timeout: Duration,
     when_full: WhenFull,
+    /// Synchronous messages: express, each sent at once.
     publisher: zenoh::pubsub::Publisher<'static>,
+    /// Asynchronous messages: batched by Zenoh under load (both publishers
+    /// share the key and the link's queue, so their messages keep their
+    /// order).
+    data: zenoh::pubsub::Publisher<'static>,
     pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>,
     next_id: AtomicU64,
     /// Asynchronous messages sent, in all.
@@ -1158,15 +1358,10 @@ impl ChannelClient {
         opts: ClientOptions,
     ) -> Result<Self> {
         check_name(name)?;
+        let timeout = cap(timeout);
         let deadline = Instant::now() + timeout;
         let keys = session.keys();
         let claims = Members::follow(session, keys.channel_claims(name)).await?;
-        let Some(claim) = claims.wait_any(deadline).await else {
-            return Err(Error::NotFound(format!(
-                "no channel named {name} (waited {})",
-                fmt_duration(timeout)
-            )));
-        };
         let client = endpoint::new_id(session, 'c');
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>> = Arc::default();
         let credit = Arc::new(Credit::default());
@@ -1201,20 +1396,36 @@ impl ChannelClient {
             client: client.clone(),
             from: session.identity(),
         };
-        let limit = deadline.saturating_duration_since(Instant::now());
-        let info: ChannelInfo = match ask(session, name, &claim, &hello, limit).await? {
-            Some(info) => info,
-            None if !claims.contains(&claim) => {
-                return Err(Error::Gone(format!(
-                    "channel {name}: its owner went away while connecting"
-                )))
+        // Say hello to the oldest claim whose owner answers; wait for one
+        // while there is none.
+        let mut changes = claims.changes();
+        let (claim, info) = 'found: loop {
+            let seen = claims.all();
+            for claim in &seen {
+                let limit = deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(ANSWER);
+                let answer: Option<ChannelInfo> = ask(session, name, claim, &hello, limit).await?;
+                if let Some(info) = answer {
+                    break 'found (claim.clone(), info);
+                }
             }
-            None => {
-                return Err(Error::Timeout(format!(
-                    "channel {name}: its owner did not answer within {}",
-                    fmt_duration(timeout)
-                )))
+            if Instant::now() >= deadline {
+                return Err(if seen.is_empty() {
+                    Error::NotFound(format!(
+                        "no channel named {name} (waited {})",
+                        fmt_duration(timeout)
+                    ))
+                } else {
+                    Error::Timeout(format!(
+                        "channel {name}: its owner did not answer within {}",
+                        fmt_duration(timeout)
+                    ))
+                });
             }
+            // A new claim, or another look in a while.
+            let again = (Instant::now() + Duration::from_millis(100)).min(deadline);
+            let _ = tokio::time::timeout_at(again, changes.changed()).await;
         };
         let token = session
             .zenoh()
@@ -1222,11 +1433,18 @@ impl ChannelClient {
             .declare_token(keys.channel_client(name, &claim, &client))
             .await
             .map_err(Error::Zenoh)?;
+        let inbox = keys.channel_inbox(name, &claim, &client);
         let publisher = session
             .zenoh()
-            .declare_publisher(keys.channel_inbox(name, &claim, &client))
+            .declare_publisher(inbox.clone())
             .congestion_control(CongestionControl::Block)
             .express(true)
+            .await
+            .map_err(Error::Zenoh)?;
+        let data = session
+            .zenoh()
+            .declare_publisher(inbox)
+            .congestion_control(CongestionControl::Block)
             .await
             .map_err(Error::Zenoh)?;
         Ok(ChannelClient {
@@ -1234,9 +1452,10 @@ impl ChannelClient {
                 session: session.clone(),
                 info,
                 client,
-                timeout: opts.timeout.unwrap_or(session.timeout()),
+                timeout: cap(opts.timeout.unwrap_or(session.timeout())),
                 when_full: opts.when_full,
                 publisher,
+                data,
                 pending,
                 next_id: AtomicU64::new(1),
                 sent: AtomicU64::new(0),
@@ -1292,8 +1511,11 @@ impl ChannelClient {
             message.content(),
             message.header().map(<[u8]>::to_vec),
         );
-        self.inner
-            .publisher
+        let publisher = match kind {
+            FrameType::Data => &self.inner.data,
+            _ => &self.inner.publisher,
+        };
+        publisher
             .put(message.into_payload())
             .attachment(endpoint::attachment(&frame)?)
             .await
@@ -1322,6 +1544,7 @@ impl ChannelClient {
         message: impl Into<Message>,
         timeout: Duration,
     ) -> Result<Message> {
+        let timeout = cap(timeout);
         let message = message.into();
         self.check_size(&message)?;
         let inner = &self.inner;
@@ -1390,6 +1613,7 @@ impl ChannelClient {
     pub async fn send_async(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         self.check_size(&message)?;
+        self.check_owner().await?;
         let seq = self.reserve().await?;
         self.put(FrameType::Data, seq, message).await
     }
@@ -1402,8 +1626,44 @@ impl ChannelClient {
     pub async fn try_send_async(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         self.check_size(&message)?;
+        self.check_owner().await?;
         let seq = self.try_reserve().ok_or_else(|| self.full())?;
         self.put(FrameType::Data, seq, message).await
+    }
+
+    /// Fails with [`Error::Gone`] when the owner is known gone (quick while
+    /// the watch of the claims shows it).
+    async fn check_owner(&self) -> Result<()> {
+        if self.owner_gone(Instant::now() + self.inner.timeout).await {
+            return Err(Error::Gone(format!(
+                "channel {}: its owner went away",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the owner is gone: the watch of the claims no longer shows
+    /// it, and the [`Presence`] rules confirm it (deciding at the latest at
+    /// `deadline`). Immediate while the watch shows it.
+    async fn owner_gone(&self, deadline: Instant) -> bool {
+        let inner = &self.inner;
+        if inner.claims.contains(&inner.info.claim) {
+            return false;
+        }
+        let mut presence = Presence::new(&inner.info.claim, Some(inner.arrived.clone()));
+        loop {
+            match presence.check(&self.claims(), Some(deadline)).await {
+                Seen::Gone => return true,
+                Seen::There(_) => return false,
+                Seen::Leaving(until) => {
+                    if Instant::now() >= deadline {
+                        return false;
+                    }
+                    tokio::time::sleep_until(until.min(deadline)).await;
+                }
+            }
+        }
     }
 
     /// Takes one unit of credit: the sequence number of the message.
@@ -1486,6 +1746,7 @@ impl ChannelClient {
     /// [`Error::Timeout`] when the owner did not answer in time (alive but
     /// not receiving, or overloaded), [`Error::Gone`] when it is gone.
     pub async fn ping(&self, timeout: Duration) -> Result<Duration> {
+        let timeout = cap(timeout);
         let inner = &self.inner;
         let (name, claim) = (&inner.info.name, &inner.info.claim);
         let started = std::time::Instant::now();
@@ -1494,8 +1755,7 @@ impl ChannelClient {
         if answer.is_some() {
             return Ok(started.elapsed());
         }
-        let alive = self.claims().alive(claim, CONFIRM.min(timeout)).await;
-        if alive == Some(false) {
+        if self.owner_gone(Instant::now() + CONFIRM).await {
             return Err(Error::Gone(format!("channel {name}: its owner is gone")));
         }
         Err(Error::Timeout(format!(

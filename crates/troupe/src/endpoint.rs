@@ -548,16 +548,9 @@ impl Members {
         found
     }
 
-    /// Waits until some member is there, at most until `deadline`; the
-    /// first in order (for channel claims, the oldest).
-    pub async fn wait_any(&self, deadline: Instant) -> Option<String> {
-        let mut rx = self.rx.clone();
-        let found =
-            match tokio::time::timeout_at(deadline, rx.wait_for(|set| !set.is_empty())).await {
-                Ok(Ok(set)) => set.first().cloned(),
-                _ => None,
-            };
-        found
+    /// Every member now, in order (for channel claims, oldest first).
+    pub fn all(&self) -> Vec<String> {
+        self.rx.borrow().iter().cloned().collect()
     }
 
     /// Waits until `member` is not there (cancellable).

@@ -17,6 +17,10 @@
 //!   [`Responder`] ([`This::responder`]) and [`Requester`]
 //!   ([`Instance::requester`]). They exchange [`Message`]s: bytes, text,
 //!   JSON, numeric arrays, with an optional header part.
+//! - Named channels, found by name alone across every connected server
+//!   ([`channel`]): a [`Channel`] receives synchronous and asynchronous
+//!   messages, timer ticks and disconnect notices; a [`ChannelClient`]
+//!   sends to it and pings it.
 //! - [`Session`]: the Zenoh session under all of them.
 //!
 //! Handles are cheap clones, `Send` and `Sync`. Every call has a deadline
@@ -87,6 +91,24 @@
 //!     publisher.send(word).await?;
 //! }
 //! publisher.end().await?;
+//! # Ok(())
+//! # }
+//! # async fn channels(session: troupe::Session) -> troupe::Result<()> {
+//! use std::time::Duration;
+//! use troupe::{Channel, ChannelClient, ChannelOptions, Event};
+//! // The owner, in one process:
+//! let mut channel = Channel::create(&session, "motor", ChannelOptions::default()).await?;
+//! let tick = channel.timer_periodic(Duration::from_millis(100))?;
+//! match channel.recv(Duration::from_secs(1)).await? {
+//!     Event::Sync(m) => m.reply("done").await?,
+//!     Event::Async(m) => println!("{}: {}", m.from(), m.message().display()),
+//!     Event::Tick(t) if t.timer == tick => println!("tick {} ({} missed)", t.number, t.missed),
+//!     other => println!("{other:?}"),
+//! }
+//! // Anywhere else on the network:
+//! let motor = ChannelClient::connect(&session, "motor", Duration::from_secs(5)).await?;
+//! let answer = motor.send("move 10").await?;
+//! motor.send_async("log this").await?;
 //! # Ok(())
 //! # }
 //! # async fn request_reply(calc: troupe::Instance, this: troupe::This) -> troupe::Result<()> {

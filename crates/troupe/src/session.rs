@@ -124,7 +124,10 @@ impl Session {
             Ok(Ok(Err(e))) => {
                 let why = troupe_protocol::tidy_zenoh_message(&e.to_string());
                 return Err(unreachable(
-                    if why.starts_with("Unable to connect to any of") {
+                    // A client's and a peer's words for "nothing listens".
+                    if why.starts_with("Unable to connect to any of")
+                        || why.starts_with("Can not create a new TCP link")
+                    {
                         "cannot connect (is a troupe server listening there?)".to_string()
                     } else {
                         why
