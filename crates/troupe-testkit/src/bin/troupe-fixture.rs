@@ -24,13 +24,18 @@
 //! | `respond NAME [workers K] [gate]` | troupe-aware: handles stop requests; K workers (default 1) serve NAME, declared after a line on stdin with `gate`; prints `ready`; each text request is a command (see [`serve`]), anything else is echoed; on stop sets result `served R` (R requests received), exits 0 |
 //! | `request ID NAME TEXT` | troupe-aware: sends TEXT to the responder NAME of instance ID, sets the text answer as its result, exits 0 |
 //! | `starter APP [ARGS..]` | troupe-aware: starts APP with ARGS linked to itself (`This::start`) and again unlinked (`This::start_unlinked`), prints `linked ID` and `unlinked ID`, exits 0 at a line on stdin |
+//! | `channel-owner NAME [echo\|hold] [bound N] [max N]` | troupe-aware: creates the channel NAME (async bound N, largest message N bytes), prints `ready` (or `taken: REASON` and exits 2 when the name is taken); then receives: `echo` (default) answers each synchronous message with itself, `hold` keeps them unanswered and prints `holding <n>`; prints `async TEXT` for an asynchronous message and `disconnected CLIENT` for a notice; on stop drops the channel and exits 0 |
+//! | `channel-client NAME` | troupe-aware: connects to the channel NAME, prints `connected <client id>`, then sleeps until killed |
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use troupe::{Message, PublisherOptions, Request, Server, SubscriberOptions, This};
+use troupe::{
+    Channel, ChannelClient, ChannelOptions, Event, Message, PublisherOptions, Request, Server,
+    SubscriberOptions, This,
+};
 
 fn arg(args: &[String], i: usize, what: &str) -> String {
     args.get(i)
@@ -170,6 +175,8 @@ async fn main() {
         "request" => request(&args).await,
         "starter" => starter(&args).await,
         "starter-on" => starter_on(&args).await,
+        "channel-owner" => channel_owner(&args).await,
+        "channel-client" => channel_client(&args).await,
         other => {
             eprintln!("troupe-fixture: unknown mode {other:?}");
             std::process::exit(64);
@@ -526,4 +533,71 @@ async fn starter(args: &[String]) {
     say(format!("linked {}", linked.id()));
     say(format!("unlinked {}", unlinked.id()));
     gate().await;
+}
+
+/// `channel-owner NAME [echo|hold] [bound N] [max N]`: see the table above.
+async fn channel_owner(args: &[String]) {
+    let name = arg(args, 1, "name");
+    let hold = args.iter().skip(2).any(|a| a == "hold");
+    let defaults = ChannelOptions::default();
+    let opts = ChannelOptions {
+        async_bound: option(args, "bound")
+            .map_or(defaults.async_bound, |n| n.parse().expect("bound")),
+        max_message: option(args, "max").map_or(defaults.max_message, |n| n.parse().expect("max")),
+    };
+    let this = init().await;
+    let mut stop = this.on_stop().await.expect("on_stop");
+    let mut channel = match Channel::create(this.server().session(), &name, opts).await {
+        Ok(channel) => channel,
+        Err(troupe::Error::NameTaken(e)) => {
+            say(format!("taken: {e}"));
+            std::process::exit(2);
+        }
+        Err(e) => panic!("troupe-fixture: create channel {name}: {e}"),
+    };
+    say("ready");
+    // Messages held unanswered (`hold`) live as long as the channel.
+    let mut held = Vec::new();
+    loop {
+        let event = tokio::select! {
+            () = stop.wait() => break,
+            // An hour: `Duration::MAX` makes `recv` panic (overflow).
+            event = channel.recv(Duration::from_secs(3600)) => event,
+        };
+        match event {
+            Ok(Event::Sync(m)) if hold => {
+                held.push(m);
+                say(format!("holding {}", held.len()));
+            }
+            Ok(Event::Sync(m)) => {
+                let echo = m.message().clone();
+                m.reply(echo).await.expect("reply");
+            }
+            Ok(Event::Async(m)) => say(format!(
+                "async {}",
+                m.message().as_text().unwrap_or("(not text)")
+            )),
+            Ok(Event::Disconnected { client, .. }) => say(format!("disconnected {client}")),
+            Ok(other) => say(format!("event {other:?}")),
+            Err(troupe::Error::Timeout(_)) => {}
+            Err(e) => {
+                say(format!("recv failed: {e}"));
+                std::process::exit(3);
+            }
+        }
+    }
+    drop((held, channel));
+    say("closed");
+}
+
+/// `channel-client NAME`: see the table above.
+async fn channel_client(args: &[String]) {
+    let name = arg(args, 1, "name");
+    let this = init().await;
+    let client = ChannelClient::connect(this.server().session(), &name, WAIT)
+        .await
+        .expect("connect to the channel");
+    say(format!("connected {}", client.id()));
+    tokio::time::sleep(Duration::from_secs(1000)).await;
+    drop(client);
 }

@@ -274,6 +274,16 @@ name = "sleeper"
 executable = "FIXTURE"
 args = ["sleep"]
 multiple = "unlimited"
+[[app]]
+name = "channel-owner"
+executable = "FIXTURE"
+args = ["channel-owner"]
+multiple = "unlimited"
+[[app]]
+name = "channel-client"
+executable = "FIXTURE"
+args = ["channel-client"]
+multiple = "unlimited"
 "#;
 
 /// A server running [`PATTERN_APPS`], and a client connected to it.
