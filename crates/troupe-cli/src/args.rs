@@ -110,6 +110,19 @@ pub enum Command {
     /// Exit status: 0 when answered; 1 when the responder failed the request
     /// or died with it pending; 2 on errors (unknown instance, timeout, ...).
     Request(RequestArgs),
+    /// Named channels of the realm: list them, own one, send to one, ping
+    /// one.
+    ///
+    /// A channel belongs to the realm, not to a server: its name is unique
+    /// across every connected server, and reaching it takes the name alone.
+    /// Its owner receives synchronous messages (the sender waits for the
+    /// reply) and asynchronous ones (bounded per sender, never lost in
+    /// silence).
+    Channel {
+        /// What to do.
+        #[command(subcommand)]
+        action: ChannelAction,
+    },
     /// Inside an instance: talk to the server that started it (for scripts).
     This {
         /// What to do.
@@ -324,4 +337,149 @@ pub struct RequestArgs {
     /// Print each part of the answer as a JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `troupe channel ...`.
+#[derive(Debug, Subcommand)]
+pub enum ChannelAction {
+    /// List the channels of the realm: name, owner, age, connected clients,
+    /// asynchronous bound, largest message.
+    ///
+    /// A name listed twice is being contested: the younger claim is marked
+    /// "losing" and gives the name up. With no channel, prints nothing on
+    /// stdout (`[]` with --json) and says so on stderr.
+    ///
+    /// Exit status: 0; 2 on errors (unreachable server).
+    #[command(visible_alias = "list")]
+    Ls(JsonFlag),
+    /// Own the channel NAME and print what comes in, until stopped.
+    ///
+    /// One line per event on stdout: "sync from WHO: MESSAGE", "async from
+    /// WHO: MESSAGE", "disconnected: WHO (client ID)"; line breaks inside a
+    /// message are shown as \n. Each synchronous message is answered with
+    /// itself (--echo), with TEXT (--reply), or else with an empty message,
+    /// after its line is printed. Says on stderr once it listens. Runs until
+    /// Ctrl-C, SIGTERM (or, inside an instance, a stop of the instance).
+    ///
+    /// Exit status: 0 when stopped; 2 on errors (the name is taken, or lost
+    /// later to an older claim; unreachable server).
+    Listen(ListenArgs),
+    /// Send a text message to the channel NAME and print the reply.
+    ///
+    /// With --async, sends it asynchronously and prints nothing. --timeout
+    /// bounds everything after the connection to the server, the wait for
+    /// the channel to appear included.
+    ///
+    /// Exit status: 0 when answered (or sent); 1 when the owner failed the
+    /// message or went away with it pending; 2 on errors (no such channel
+    /// within --timeout, no reply in time, a message larger than the channel
+    /// accepts, ...).
+    Send(ChannelSendArgs),
+    /// Check that the owner of the channel NAME is alive and receiving.
+    ///
+    /// Prints "NAME: alive (0.4 ms)" with the round trip. The answer comes
+    /// from the owner's receive loop, so an owner that is alive but does not
+    /// receive does not answer.
+    ///
+    /// Exit status: 0 when it answered; 1 when there is no such channel, its
+    /// owner is gone, or it did not answer within --timeout; 2 on errors
+    /// (bad name, unreachable server).
+    Ping(ChannelPingArgs),
+}
+
+/// How `channel listen` answers synchronous messages.
+#[derive(Debug, Args)]
+#[group(required = false, multiple = false)]
+pub struct ChannelAnswer {
+    /// Answer each synchronous message with itself.
+    #[arg(long)]
+    pub echo: bool,
+    /// Answer each synchronous message with TEXT.
+    #[arg(long, value_name = "TEXT")]
+    pub reply: Option<String>,
+}
+
+/// `channel listen`.
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The channel's name.
+    pub name: String,
+    /// The answer (default: an empty message).
+    #[command(flatten)]
+    pub answer: ChannelAnswer,
+    /// How many asynchronous messages each sender may have in flight.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub async_bound: u32,
+    /// The largest message accepted, header and body: bytes, or with a
+    /// suffix KiB or MiB.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = bytes)]
+    pub max_message: usize,
+}
+
+/// `channel send`.
+#[derive(Debug, Args)]
+pub struct ChannelSendArgs {
+    /// The channel's name.
+    pub name: String,
+    /// The message (text).
+    pub message: String,
+    /// Send asynchronously: no reply, nothing printed.
+    #[arg(long = "async")]
+    pub no_reply: bool,
+    /// Longest wait for the channel to appear, then for room to send or for
+    /// the reply.
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `channel ping`.
+#[derive(Debug, Args)]
+pub struct ChannelPingArgs {
+    /// The channel's name.
+    pub name: String,
+    /// Longest wait for the channel and for its answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// A size in bytes: "65536", "64KiB", "1MiB" (at least 1).
+pub fn bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let unit_size: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "K" | "k" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} (write bytes such as \"65536\", \"64KiB\" or \"1MiB\")"
+            ))
+        }
+    };
+    let n: usize = digits.parse().map_err(|_| {
+        format!("{s:?} is not a size (write bytes such as \"65536\", \"64KiB\" or \"1MiB\")")
+    })?;
+    match n.checked_mul(unit_size) {
+        Some(0) => Err("a size must be at least 1 byte".into()),
+        Some(n) => Ok(n),
+        None => Err(format!("{s} is too large")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(bytes("100"), Ok(100));
+        assert_eq!(bytes("64KiB"), Ok(65536));
+        assert_eq!(bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(bytes("2 M"), Ok(2 << 20));
+        assert!(bytes("0").is_err());
+        assert!(bytes("1GB").is_err());
+        assert!(bytes("KiB").is_err());
+        assert!(bytes("-5").is_err());
+    }
 }

@@ -1,7 +1,7 @@
 //! The console commands.
 
 use crate::args::{Cli, Command, ServerArgs, StartArgs, ThisAction};
-use crate::{patterns, table};
+use crate::{channel, patterns, table};
 use futures::StreamExt;
 use std::fmt;
 use std::io::Write;
@@ -65,7 +65,7 @@ pub(crate) async fn connect(cli: &Cli) -> Result<Server, Failure> {
     Ok(server.with_timeout(cli.request_timeout))
 }
 
-fn print_json<T: serde::Serialize>(v: &T) -> Outcome {
+pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Outcome {
     let s = serde_json::to_string_pretty(v).map_err(|e| fail(2, e.to_string()))?;
     println!("{s}");
     Ok(0)
@@ -79,6 +79,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Subscribe(a) => patterns::subscribe(&cli, a).await,
         Command::Respond(a) => patterns::respond(&cli, a).await,
         Command::Request(a) => patterns::request(&cli, a).await,
+        Command::Channel { action } => channel::run(&cli, action).await,
         Command::Apps(f) => {
             let apps = connect(&cli).await?.apps().await?;
             if f.json {

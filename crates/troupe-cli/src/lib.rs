@@ -4,16 +4,20 @@
 //! The pattern commands speak to the publishers and responders of
 //! instances: `publish` and `respond` as an instance (the one a server
 //! started this process as, or one attached for the occasion), `subscribe`
-//! and `request` from outside.
+//! and `request` from outside. The channel commands (`troupe channel
+//! ls|listen|send|ping`) reach the realm's named channels by name alone.
 //!
 //! Exit status: 0 on success; 1 when the command worked but the instance did
 //! not succeed (`wait` on an instance that ended in error, `exec` of an app
 //! that failed gives the app's own code) or the other side of a pattern
 //! failed (a publisher went away without ending its stream, a responder
-//! failed a request or died with it pending); 2 for errors (bad arguments,
-//! unreachable server, unknown application or instance, timeout).
+//! failed a request or died with it pending, a channel's owner failed a
+//! message or went away with it pending, a pinged channel is not there); 2
+//! for errors (bad arguments, unreachable server, unknown application,
+//! instance or channel, timeout).
 
 mod args;
+mod channel;
 mod console;
 mod patterns;
 mod table;

@@ -36,13 +36,13 @@ const WARN_EVERY: Duration = Duration::from_secs(1);
 /// SIGINT and SIGTERM, caught from the start of a command so that one that
 /// comes during a bounded call is seen by the next wait instead of killing
 /// the process half-way.
-struct Interrupts {
+pub(crate) struct Interrupts {
     int: Signal,
     term: Signal,
 }
 
 impl Interrupts {
-    fn catch() -> Result<Self, Failure> {
+    pub(crate) fn catch() -> Result<Self, Failure> {
         let catch = |kind| signal(kind).map_err(|e| fail(2, format!("cannot catch signals: {e}")));
         Ok(Self {
             int: catch(SignalKind::interrupt())?,
@@ -51,7 +51,7 @@ impl Interrupts {
     }
 
     /// Waits for either signal; what happened, for people.
-    async fn recv(&mut self) -> &'static str {
+    pub(crate) async fn recv(&mut self) -> &'static str {
         tokio::select! {
             _ = self.int.recv() => "interrupted",
             _ = self.term.recv() => "terminated",
@@ -69,13 +69,13 @@ fn other_side(e: Error) -> Failure {
     fail(code, e.to_string())
 }
 
-fn check_name(kind: &str, name: &str) -> Result<(), Failure> {
+pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), Failure> {
     troupe_protocol::validate_name(kind, name).map_err(|e| fail(2, e.to_string()))
 }
 
 /// Whether a server started this process: its identity is in the
 /// environment. (`TROUPE_ENDPOINT` alone is a user's setting, not one.)
-fn managed() -> bool {
+pub(crate) fn managed() -> bool {
     use troupe_protocol::env;
     [env::SERVER, env::APP, env::INSTANCE]
         .iter()
@@ -406,7 +406,7 @@ pub(crate) async fn request(cli: &Cli, a: &RequestArgs) -> Outcome {
 
 /// Writes one line to stdout; `false` when nobody reads it any more (a
 /// reader such as `head` went away).
-fn print_line(line: &str) -> Result<bool, Failure> {
+pub(crate) fn print_line(line: &str) -> Result<bool, Failure> {
     let mut out = std::io::stdout().lock();
     match writeln!(out, "{line}").and_then(|()| out.flush()) {
         Ok(()) => Ok(true),
@@ -416,7 +416,7 @@ fn print_line(line: &str) -> Result<bool, Failure> {
 }
 
 /// `text` on one line: its line breaks as `\n` and `\r`.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.replace('\r', "\\r").replace('\n', "\\n")
 }
 

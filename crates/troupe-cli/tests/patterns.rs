@@ -5,11 +5,8 @@
 
 mod common;
 
-use common::{signal, write_config, Background, ServerProcess, COMMAND_TIMEOUT};
+use common::{signal, write_config, Background, Running, ServerProcess, COMMAND_TIMEOUT};
 use nix::sys::signal::Signal;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// What must happen "promptly": errors, and noticing a dead peer.
@@ -69,195 +66,21 @@ fn server() -> (ServerProcess, tempfile::TempDir) {
     (server, dir)
 }
 
-/// A `troupe` command in the background with its stdin piped. Its stdout
-/// lines are read one at a time, when the test asks: a test that stops
-/// asking makes the command block on its stdout. Killed and reaped when
-/// dropped.
-struct Proc {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    out: mpsc::Receiver<String>,
-    err: mpsc::Receiver<String>,
-    stderr: Vec<String>,
-}
-
-/// How a [`Proc`] ended.
-#[derive(Debug)]
-struct Ended {
-    code: Option<i32>,
-    /// The stdout lines not read before.
-    stdout: Vec<String>,
-    stderr: String,
-    /// From the call of `finish`.
-    elapsed: Duration,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn troupe");
-        let stdin = child.stdin.take();
-        // A rendezvous channel: a line is taken from the pipe only when the
-        // test takes the previous one.
-        let (tx, out) = mpsc::sync_channel(0);
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || lines_to(stdout, |l| tx.send(l).is_ok()));
-        let (tx, err) = mpsc::channel();
-        let stderr = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || lines_to(stderr, |l| tx.send(l).is_ok()));
-        Proc {
-            child,
-            stdin,
-            out,
-            err,
-            stderr: Vec::new(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Writes `text` to the command's stdin.
-    #[track_caller]
-    fn write(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin still open");
-        stdin.write_all(text.as_bytes()).expect("write stdin");
-        stdin.flush().expect("flush stdin");
-    }
-
-    fn close_stdin(&mut self) {
-        self.stdin = None;
-    }
-
-    /// The next stdout line, if one comes before `deadline`.
-    fn line(&self, deadline: Instant) -> Option<String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        self.out.recv_timeout(left).ok()
-    }
-
-    /// The next stdout line within `within`, or a panic that says what was
-    /// expected and what the command wrote on stderr.
-    #[track_caller]
-    fn expect_line(&mut self, what: &str, within: Duration) -> String {
-        match self.line(Instant::now() + within) {
-            Some(line) => line,
-            None => {
-                self.take_stderr();
-                panic!(
-                    "no {what} on stdout within {within:?}; stderr: {:#?}",
-                    self.stderr
-                )
-            }
-        }
-    }
-
-    fn take_stderr(&mut self) {
-        while let Ok(line) = self.err.try_recv() {
-            self.stderr.push(line);
-        }
-    }
-
-    /// The first stderr line containing `needle`, waiting until `within`.
-    #[track_caller]
-    fn expect_stderr(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.stderr.iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.err.recv_timeout(left) {
-                Ok(line) => self.stderr.push(line),
-                Err(_) => panic!(
-                    "no {needle:?} on stderr within {within:?}: {:#?}",
-                    self.stderr
-                ),
-            }
-        }
-    }
-
-    /// The instance id from the line an attached command prints.
-    #[track_caller]
-    fn attached_id(&mut self) -> String {
-        let line = self.expect_stderr(" as instance ", COMMAND_TIMEOUT);
-        line.split(" as instance ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no id in {line:?}"))
-            .to_string()
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits (bounded) for the command to end, reading its output
-    /// meanwhile; panics if it still runs after `timeout` (then it is
-    /// killed).
-    #[track_caller]
-    fn finish(mut self, timeout: Duration) -> Ended {
-        self.close_stdin();
-        let start = Instant::now();
-        let mut stdout = Vec::new();
-        let status = loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                break Some(status);
-            }
-            if start.elapsed() > timeout {
-                break None;
-            }
-            if let Ok(line) = self.out.recv_timeout(Duration::from_millis(10)) {
-                stdout.push(line);
-            }
-        };
-        let elapsed = start.elapsed();
-        // The pipes close when the process ends: the rest comes quickly.
-        while let Ok(line) = self.out.recv_timeout(Duration::from_secs(2)) {
-            stdout.push(line);
-        }
-        self.take_stderr();
-        while let Ok(line) = self.err.recv_timeout(Duration::from_millis(200)) {
-            self.stderr.push(line);
-        }
-        let ended = Ended {
-            code: status.and_then(|s| s.code()),
-            stdout,
-            stderr: self.stderr.join("\n"),
-            elapsed,
-        };
-        assert!(
-            status.is_some(),
-            "still running after {timeout:?} (killed): {ended:#?}"
-        );
-        ended
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.running() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-fn lines_to(pipe: impl Read, mut send: impl FnMut(String) -> bool) {
-    for line in BufReader::new(pipe).lines() {
-        let Ok(line) = line else { break };
-        if !send(line) {
-            break;
-        }
-    }
+/// The instance id from the line an attached command prints.
+#[track_caller]
+fn attached_id(proc: &mut Running) -> String {
+    let line = proc.expect_stderr(" as instance ", COMMAND_TIMEOUT);
+    line.split(" as instance ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no id in {line:?}"))
+        .to_string()
 }
 
 /// Writes `line` to a plain publisher until the subscriber prints a
 /// message, which says it is subscribed; returns that message.
 #[track_caller]
-fn until_subscribed(publish: &mut Proc, line: &str, sub: &Proc) -> String {
+fn until_subscribed(publish: &mut Running, line: &str, sub: &Running) -> String {
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     loop {
         assert!(Instant::now() < deadline, "the subscriber printed nothing");
@@ -278,19 +101,10 @@ fn instances_of(server: &ServerProcess, app: &str) -> Vec<String> {
         .collect()
 }
 
-#[track_caller]
-fn one_line_error(ended: &Ended, code: i32) -> &str {
-    assert_eq!(ended.code, Some(code), "{ended:#?}");
-    let lines: Vec<&str> = ended.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "stderr is not one line: {ended:#?}");
-    assert!(lines[0].starts_with("troupe: error: "), "{ended:#?}");
-    lines[0]
-}
-
 #[test]
 fn publish_from_stdin_reaches_a_subscriber_that_exits_0_at_the_end() {
     let (server, _dir) = server();
-    let mut publish = Proc::spawn(server.console(&[
+    let mut publish = Running::spawn(server.console(&[
         "publish",
         "greetings",
         "--subscribers",
@@ -298,7 +112,7 @@ fn publish_from_stdin_reaches_a_subscriber_that_exits_0_at_the_end() {
         "--app",
         "news",
     ]));
-    let id = publish.attached_id();
+    let id = attached_id(&mut publish);
     let said = publish.expect_stderr(" as instance ", QUICK);
     assert!(
         said.contains(&format!("(news) on {}", server.name()))
@@ -307,7 +121,7 @@ fn publish_from_stdin_reaches_a_subscriber_that_exits_0_at_the_end() {
     );
     // Synchronised: what is written before the subscriber comes waits.
     publish.write("hello\nwörld\n");
-    let mut sub = Proc::spawn(server.console(&["subscribe", "news", "greetings"]));
+    let mut sub = Running::spawn(server.console(&["subscribe", "news", "greetings"]));
     assert_eq!(sub.expect_line("hello", COMMAND_TIMEOUT), "hello");
     assert_eq!(sub.expect_line("wörld", COMMAND_TIMEOUT), "wörld");
     publish.write("third\n");
@@ -324,9 +138,9 @@ fn publish_from_stdin_reaches_a_subscriber_that_exits_0_at_the_end() {
 #[test]
 fn a_plain_publisher_reaches_a_subscriber_from_when_it_joins_in_json() {
     let (server, _dir) = server();
-    let mut publish = Proc::spawn(server.console(&["publish", "plain", "--app", "plain"]));
-    let id = publish.attached_id();
-    let sub = Proc::spawn(server.console(&["subscribe", &id, "plain", "--json"]));
+    let mut publish = Running::spawn(server.console(&["publish", "plain", "--app", "plain"]));
+    let id = attached_id(&mut publish);
+    let sub = Running::spawn(server.console(&["subscribe", &id, "plain", "--json"]));
     let first = until_subscribed(&mut publish, "early", &sub);
     let early: serde_json::Value = serde_json::from_str(&first).unwrap();
     assert_eq!(
@@ -355,7 +169,7 @@ fn subscribe_waits_for_a_publisher_that_an_app_declares_later() {
     // instance the server started, from the environment.
     let id = server.run(&["start", "late"]).ok().to_string();
     server.wait_state(&id, "running");
-    let mut sub = Proc::spawn(server.console(&["subscribe", &id, "greetings", "--wait", "20s"]));
+    let mut sub = Running::spawn(server.console(&["subscribe", &id, "greetings", "--wait", "20s"]));
     std::thread::sleep(Duration::from_millis(500));
     assert!(sub.running(), "subscribe did not wait");
     assert!(sub.line(Instant::now()).is_none());
@@ -377,13 +191,13 @@ fn subscribe_waits_for_a_publisher_that_an_app_declares_later() {
 #[test]
 fn a_publisher_killed_without_ending_fails_its_subscriber_promptly() {
     let (server, _dir) = server();
-    let mut publish = Proc::spawn(server.console(&["publish", "greetings", "--app", "doomed"]));
-    let id = publish.attached_id();
-    let sub = Proc::spawn(server.console(&["subscribe", &id, "greetings"]));
+    let mut publish = Running::spawn(server.console(&["publish", "greetings", "--app", "doomed"]));
+    let id = attached_id(&mut publish);
+    let sub = Running::spawn(server.console(&["subscribe", &id, "greetings"]));
     assert_eq!(until_subscribed(&mut publish, "x", &sub), "x");
     signal(publish.pid(), Signal::SIGKILL);
     let sub = sub.finish(COMMAND_TIMEOUT);
-    let error = one_line_error(&sub, 1);
+    let error = sub.one_line_error(1);
     assert!(
         error.contains(&format!("publisher greetings of instance {id} (doomed)"))
             && error.contains("went away without ending its stream"),
@@ -396,7 +210,7 @@ fn a_publisher_killed_without_ending_fails_its_subscriber_promptly() {
 #[test]
 fn sigint_to_publish_ends_the_stream_cleanly() {
     let (server, _dir) = server();
-    let mut publish = Proc::spawn(server.console(&[
+    let mut publish = Running::spawn(server.console(&[
         "publish",
         "greetings",
         "--subscribers",
@@ -404,8 +218,8 @@ fn sigint_to_publish_ends_the_stream_cleanly() {
         "--app",
         "intr",
     ]));
-    let id = publish.attached_id();
-    let mut sub = Proc::spawn(server.console(&["subscribe", &id, "greetings"]));
+    let id = attached_id(&mut publish);
+    let mut sub = Running::spawn(server.console(&["subscribe", &id, "greetings"]));
     publish.write("x\n");
     assert_eq!(sub.expect_line("x", COMMAND_TIMEOUT), "x");
     signal(publish.pid(), Signal::SIGINT);
@@ -414,9 +228,7 @@ fn sigint_to_publish_ends_the_stream_cleanly() {
     let publish = publish.finish(COMMAND_TIMEOUT);
     assert_eq!(publish.code, Some(0), "{publish:#?}");
     assert!(
-        publish
-            .stderr
-            .contains("interrupted: ending the stream of greetings after 1 message"),
+        publish.stderr_has("interrupted: ending the stream of greetings after 1 message"),
         "{publish:#?}"
     );
     assert_eq!(server.state(&id), "success");
@@ -426,9 +238,9 @@ fn sigint_to_publish_ends_the_stream_cleanly() {
 fn a_subscriber_that_does_not_keep_up_warns_of_the_messages_it_missed() {
     const FLOOD: usize = 3000;
     let (server, _dir) = server();
-    let mut publish = Proc::spawn(server.console(&["publish", "flood", "--app", "flood"]));
-    let id = publish.attached_id();
-    let sub = Proc::spawn(server.console(&["subscribe", &id, "flood", "--queue", "10"]));
+    let mut publish = Running::spawn(server.console(&["publish", "flood", "--app", "flood"]));
+    let id = attached_id(&mut publish);
+    let sub = Running::spawn(server.console(&["subscribe", &id, "flood", "--queue", "10"]));
     until_subscribed(&mut publish, "warm", &sub);
     // From now on nobody reads the subscriber's stdout: once its pipe is
     // full, it stops taking messages and its queue of 10 overflows.
@@ -443,9 +255,9 @@ fn a_subscriber_that_does_not_keep_up_warns_of_the_messages_it_missed() {
     assert!(received < FLOOD, "nothing missed: {received}");
     let warning = sub
         .stderr
-        .lines()
+        .iter()
         .rfind(|l| l.starts_with("troupe: warning: "))
-        .unwrap_or_else(|| panic!("no warning: {}", sub.stderr));
+        .unwrap_or_else(|| panic!("no warning: {:#?}", sub.stderr));
     let missed: usize = warning
         .trim_start_matches("troupe: warning: ")
         .split_whitespace()
@@ -462,7 +274,7 @@ fn a_subscriber_that_does_not_keep_up_warns_of_the_messages_it_missed() {
 #[test]
 fn respond_echo_answers_requests_until_ctrl_c() {
     let (server, _dir) = server();
-    let mut respond = Proc::spawn(server.console(&[
+    let mut respond = Running::spawn(server.console(&[
         "respond",
         "calc",
         "--echo",
@@ -471,7 +283,7 @@ fn respond_echo_answers_requests_until_ctrl_c() {
         "--app",
         "svc",
     ]));
-    let id = respond.attached_id();
+    let id = attached_id(&mut respond);
     let said = respond.expect_stderr(" as instance ", QUICK);
     assert!(
         said.contains(&format!("troupe request {id} calc MESSAGE")),
@@ -501,9 +313,7 @@ fn respond_echo_answers_requests_until_ctrl_c() {
     let respond = respond.finish(COMMAND_TIMEOUT);
     assert_eq!(respond.code, Some(0), "{respond:#?}");
     assert!(
-        respond
-            .stderr
-            .contains("interrupted: calc served 2 requests"),
+        respond.stderr_has("interrupted: calc served 2 requests"),
         "{respond:#?}"
     );
     assert!(respond.elapsed < QUICK, "{respond:#?}");
@@ -513,8 +323,8 @@ fn respond_echo_answers_requests_until_ctrl_c() {
 #[test]
 fn respond_ends_cleanly_when_its_instance_is_stopped() {
     let (server, _dir) = server();
-    let mut respond = Proc::spawn(server.console(&["respond", "ping", "--reply", "pong"]));
-    let id = respond.attached_id();
+    let mut respond = Running::spawn(server.console(&["respond", "ping", "--reply", "pong"]));
+    let id = attached_id(&mut respond);
     let answer = server.run(&["request", "console", "ping", "anything"]);
     assert_eq!(answer.ok(), "pong", "{answer:#?}");
     let stop = server.run(&["stop", &id]);
@@ -597,7 +407,7 @@ fn a_responder_killed_with_the_request_pending_fails_it_promptly() {
     let id = server.run(&["start", "fx"]).ok().to_string();
     let output = Background::spawn(server.console(&["connect", &id]));
     let request =
-        Proc::spawn(server.console(&["request", &id, "calc", "hold", "--timeout", "20s"]));
+        Running::spawn(server.console(&["request", &id, "calc", "hold", "--timeout", "20s"]));
     let deadline = Instant::now() + COMMAND_TIMEOUT;
     while output
         .next_line(deadline)
@@ -607,7 +417,7 @@ fn a_responder_killed_with_the_request_pending_fails_it_promptly() {
     let pid = server.instance(&id)["pid"].as_u64().expect("a pid") as u32;
     signal(pid, Signal::SIGKILL);
     let request = request.finish(COMMAND_TIMEOUT);
-    let error = one_line_error(&request, 1);
+    let error = request.one_line_error(1);
     assert!(
         error.contains("its worker went away with the request pending"),
         "{request:#?}"
@@ -619,14 +429,14 @@ fn a_responder_killed_with_the_request_pending_fails_it_promptly() {
 fn a_request_after_the_responder_was_killed_fails_at_once() {
     let (server, _dir) = server();
     let mut respond =
-        Proc::spawn(server.console(&["respond", "ping", "--reply", "pong", "--app", "svc"]));
-    let id = respond.attached_id();
+        Running::spawn(server.console(&["respond", "ping", "--reply", "pong", "--app", "svc"]));
+    let id = attached_id(&mut respond);
     assert_eq!(server.run(&["request", &id, "ping", "1"]).ok(), "pong");
     signal(respond.pid(), Signal::SIGKILL);
     assert_eq!(respond.finish(COMMAND_TIMEOUT).code, None);
     server.wait_state(&id, "error");
     let out = server.run(&["request", &id, "ping", "2", "--timeout", "20s"]);
-    let error = one_line_error_of(&out, 2);
+    let error = out.one_line_error(2);
     assert!(
         error.contains(&format!("instance {id} (svc) has ended (error")),
         "{out:#?}"
@@ -705,11 +515,4 @@ fn bad_names_and_unknown_targets_exit_2_at_once() {
     let lonely = instances_of(&server, "lonely");
     assert_eq!(lonely.len(), 1);
     assert_eq!(server.state(&lonely[0]), "error");
-}
-
-/// Like [`one_line_error`], for a command run to its end by `ServerProcess::run`.
-#[track_caller]
-fn one_line_error_of(out: &common::Output, code: i32) -> String {
-    out.expect_code(code).expect_one_line_error();
-    out.stderr.trim().to_string()
 }

@@ -8,7 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -78,6 +78,14 @@ impl Output {
         assert_eq!(lines.len(), 1, "stderr is not one line: {self:#?}");
         assert!(lines[0].starts_with("troupe: error: "), "{self:#?}");
         self
+    }
+
+    /// The one line of a failed command's stderr, once its exit code is
+    /// `code` (panics otherwise).
+    #[track_caller]
+    pub fn one_line_error(&self, code: i32) -> &str {
+        self.expect_code(code).expect_one_line_error();
+        self.stderr.trim()
     }
 }
 
@@ -160,14 +168,7 @@ impl Background {
         let mut child = cmd.spawn().expect("spawn troupe");
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().expect("piped stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        std::thread::spawn(move || lines_to(out, |l| tx.send(l).is_ok()));
         let stderr = Some(drain(child.stderr.take().expect("piped stderr")));
         Background {
             child,
@@ -204,6 +205,253 @@ impl Background {
 impl Drop for Background {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Hands the lines of `pipe` to `send`, until the pipe ends or `send` says
+/// that nobody takes them any more.
+fn lines_to(pipe: impl Read, mut send: impl FnMut(String) -> bool) {
+    for line in BufReader::new(pipe).lines() {
+        let Ok(line) = line else { break };
+        if !send(line) {
+            break;
+        }
+    }
+}
+
+/// How long [`Running::finish`] waits for each last line once the command
+/// has ended (its pipes then close, so the rest comes quickly).
+const LAST_LINE: Duration = Duration::from_secs(2);
+
+/// A `troupe` command running in the background, its stdout and stderr read
+/// line by line with every wait bounded; killed and reaped (by pid) when
+/// dropped, even when the test fails.
+///
+/// Its stdout lines are taken one at a time, when the test asks: a test
+/// that stops asking makes the command block on its stdout once the pipe is
+/// full. Its stderr lines are collected as they come.
+pub struct Running {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    out: mpsc::Receiver<String>,
+    err: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+}
+
+/// How a [`Running`] command ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// The exit code (`None`: ended by a signal, or killed at the timeout).
+    pub code: Option<i32>,
+    /// The stdout lines not read before.
+    pub stdout: Vec<String>,
+    /// Every stderr line, the ones read before too.
+    pub stderr: Vec<String>,
+    /// From the call of [`Running::finish`].
+    pub elapsed: Duration,
+}
+
+impl Ended {
+    /// Whether a stderr line contains `needle`.
+    pub fn stderr_has(&self, needle: &str) -> bool {
+        self.stderr.iter().any(|l| l.contains(needle))
+    }
+
+    /// The one stderr line, an error, once the exit code is `code` (panics
+    /// otherwise).
+    #[track_caller]
+    pub fn one_line_error(&self, code: i32) -> &str {
+        assert_eq!(self.code, Some(code), "{self:#?}");
+        assert_eq!(self.stderr.len(), 1, "stderr is not one line: {self:#?}");
+        assert!(self.stderr[0].starts_with("troupe: error: "), "{self:#?}");
+        &self.stderr[0]
+    }
+}
+
+impl Running {
+    /// Starts `cmd` with its stdin, stdout and stderr piped: see
+    /// [`Running::write`] and [`Running::close_stdin`].
+    pub fn spawn(cmd: Command) -> Running {
+        Self::start(cmd, true)
+    }
+
+    /// Starts `cmd` with its stdout and stderr piped; its stdin stays as
+    /// `cmd` says (none, for a [`troupe_command`]).
+    pub fn spawn_keeping_stdin(cmd: Command) -> Running {
+        Self::start(cmd, false)
+    }
+
+    fn start(mut cmd: Command, pipe_stdin: bool) -> Running {
+        if pipe_stdin {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn troupe");
+        let stdin = child.stdin.take();
+        // A rendezvous channel: a line is taken from the pipe only when the
+        // test takes the previous one.
+        let (tx, out) = mpsc::sync_channel(0);
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || lines_to(stdout, |l| tx.send(l).is_ok()));
+        let (tx, err) = mpsc::channel();
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || lines_to(stderr, |l| tx.send(l).is_ok()));
+        Running {
+            child,
+            stdin,
+            out,
+            err,
+            stderr: Vec::new(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes `text` to the command's stdin.
+    #[track_caller]
+    pub fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin piped and still open");
+        stdin.write_all(text.as_bytes()).expect("write stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes the command's stdin (its end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Whether the command still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The next stdout line, if one comes before `deadline`.
+    pub fn line(&self, deadline: Instant) -> Option<String> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.out.recv_timeout(left).ok()
+    }
+
+    /// The next stdout line within `within`, or a panic that says what was
+    /// expected and what the command wrote on stderr.
+    #[track_caller]
+    pub fn expect_line(&mut self, what: &str, within: Duration) -> String {
+        match self.line(Instant::now() + within) {
+            Some(line) => line,
+            None => {
+                self.take_stderr();
+                panic!(
+                    "no {what} on stdout within {within:?}; stderr: {:#?}",
+                    self.stderr
+                )
+            }
+        }
+    }
+
+    /// The first stdout line that starts with `prefix`, waiting at most
+    /// `within`; the lines before it are skipped.
+    #[track_caller]
+    pub fn expect_line_starting(&mut self, prefix: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut skipped = Vec::new();
+        loop {
+            match self.line(deadline) {
+                Some(line) if line.starts_with(prefix) => return line,
+                Some(line) => skipped.push(line),
+                None => {
+                    self.take_stderr();
+                    panic!(
+                        "no line {prefix:?} on stdout within {within:?}; skipped {skipped:#?}; stderr {:#?}",
+                        self.stderr
+                    )
+                }
+            }
+        }
+    }
+
+    /// Collects the stderr lines that came so far.
+    fn take_stderr(&mut self) {
+        while let Ok(line) = self.err.try_recv() {
+            self.stderr.push(line);
+        }
+    }
+
+    /// The first stderr line containing `needle`, waiting at most `within`.
+    #[track_caller]
+    pub fn expect_stderr(&mut self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(line) = self.stderr.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(line) => self.stderr.push(line),
+                Err(_) => {
+                    let status = self.child.try_wait();
+                    panic!(
+                        "no {needle:?} on stderr within {within:?} (status {status:?}): {:#?}",
+                        self.stderr
+                    )
+                }
+            }
+        }
+    }
+
+    /// Closes stdin and waits (bounded) for the command to end, reading its
+    /// stdout meanwhile; panics if it still runs after `timeout` (then it is
+    /// killed and reaped).
+    #[track_caller]
+    pub fn finish(mut self, timeout: Duration) -> Ended {
+        self.close_stdin();
+        let start = Instant::now();
+        let mut stdout = Vec::new();
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            if let Ok(line) = self.out.recv_timeout(Duration::from_millis(10)) {
+                stdout.push(line);
+            }
+        };
+        let elapsed = start.elapsed();
+        // The pipes close when the process ends: the rest comes quickly.
+        // Bounded all the same, should a descendant keep a pipe open.
+        let end = Instant::now() + COMMAND_TIMEOUT;
+        let wait = || LAST_LINE.min(end.saturating_duration_since(Instant::now()));
+        while let Ok(line) = self.out.recv_timeout(wait()) {
+            stdout.push(line);
+        }
+        while let Ok(line) = self.err.recv_timeout(wait()) {
+            self.stderr.push(line);
+        }
+        let ended = Ended {
+            code: status.and_then(|s| s.code()),
+            stdout,
+            stderr: std::mem::take(&mut self.stderr),
+            elapsed,
+        };
+        assert!(
+            status.is_some(),
+            "still running after {timeout:?} (killed): {ended:#?}"
+        );
+        ended
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.running() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
