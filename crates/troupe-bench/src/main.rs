@@ -16,8 +16,11 @@
 //! its peers (raw Zenoh, libzmq with the `zmq` feature) measured side by
 //! side: `rtt` (request/reply round trips, p50/p90/p99, both ends on one CPU
 //! and unpinned), `thr` (one publisher to one subscriber, messages/s and
-//! bytes/s), `fanout` (one publisher to 1, 10, 100 subscribers). Each far
-//! end is this program re-executed as `--peer KIND PLACEMENT ARGS...`.
+//! bytes/s), `fanout` (one publisher to 1, 10, 100 subscribers), `channel`
+//! (named channels in the shape of MESSIP's table: synchronous round trips
+//! per second against raw Zenoh requests, ping-pong and TCP; asynchronous
+//! messages per second against raw Zenoh and TCP streams). Each far end is
+//! this program re-executed as `--peer KIND PLACEMENT ARGS...`.
 //!
 //! `--quick` runs each scenario briefly and asserts nothing about speed. In
 //! a full run, a troupe subject that fails leaves a note (FAILED, and why)
@@ -28,6 +31,7 @@
 //! `EnvFilter`, such as `troupe=debug`) turns on the logs of the bench, its
 //! peers and its servers.
 
+mod channel;
 mod fanout;
 mod peer;
 mod pin;
@@ -38,6 +42,7 @@ mod spawn;
 mod stats;
 mod tcp;
 mod thr;
+mod troupe_channel;
 mod troupe_patterns;
 mod wire;
 mod zenoh_raw;
@@ -59,7 +64,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Scenarios to run (default: all): spawn, control, mem, rtt, thr,
-    /// fanout.
+    /// fanout, channel.
     scenarios: Vec<String>,
     /// Internal: run a server on this configuration file and port.
     #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
@@ -69,7 +74,7 @@ struct Args {
     peer: Option<Vec<String>>,
 }
 
-const ALL: [&str; 6] = ["spawn", "control", "mem", "rtt", "thr", "fanout"];
+const ALL: [&str; 7] = ["spawn", "control", "mem", "rtt", "thr", "fanout", "channel"];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -119,6 +124,7 @@ fn main() -> anyhow::Result<()> {
                 "rtt" => rtt::rtt(&mut report, args.quick).await?,
                 "thr" => thr::thr(&mut report, args.quick).await?,
                 "fanout" => fanout::fanout(&mut report, args.quick).await?,
+                "channel" => channel::channel(&mut report, args.quick).await?,
                 _ => unreachable!("checked above"),
             }
         }

@@ -41,6 +41,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "zenoh-sink" => crate::zenoh_raw::sink(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "troupe-rep" => crate::troupe_patterns::rep(arg(rest, 0)?),
         "troupe-pub" => crate::troupe_patterns::publisher(arg(rest, 0)?, arg(rest, 1)?.parse()?),
+        "troupe-channel-owner" => crate::troupe_channel::owner(arg(rest, 0)?, arg(rest, 1)?),
         "troupe-sink" => crate::troupe_patterns::sink(
             arg(rest, 0)?,
             arg(rest, 1)?.parse()?,

@@ -333,8 +333,8 @@ pub fn sink(addr: &str, id: u32) -> anyhow::Result<()> {
 }
 
 /// Splits a byte stream into frames without copying data messages: only
-/// the length of a frame, and the bytes of a frame shorter than
-/// [`wire::MIN_DATA`] (a marker), are kept.
+/// the length of a frame, and the bytes of a frame of
+/// [`wire::MARKER_LEN`] bytes (a marker), are kept.
 #[derive(Debug, Default)]
 struct Frames {
     header: Vec<u8>,
@@ -376,7 +376,7 @@ impl Frames {
                         return Ok(());
                     }
                     let take = left.min(data.len());
-                    if self.len < wire::MIN_DATA {
+                    if self.len == wire::MARKER_LEN {
                         self.small.extend_from_slice(&data[..take]);
                     }
                     data = &data[take..];
@@ -404,7 +404,11 @@ mod tests {
     #[test]
     fn frames_are_found_across_reads() {
         let mut stream = Vec::new();
-        for f in [frame(8).unwrap(), frame(100_000).unwrap()] {
+        for f in [
+            frame(8).unwrap(),
+            frame(0).unwrap(),
+            frame(100_000).unwrap(),
+        ] {
             stream.extend_from_slice(&f);
         }
         stream.extend_from_slice(&4u32.to_le_bytes());
@@ -424,6 +428,7 @@ mod tests {
                 seen,
                 vec![
                     (8, vec![]),
+                    (0, vec![]),
                     (100_000, vec![]),
                     (4, wire::marker(9).to_vec())
                 ],

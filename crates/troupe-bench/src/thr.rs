@@ -62,7 +62,7 @@ pub struct Round {
 pub fn subjects() -> Vec<Box<dyn ThrSubject>> {
     vec![
         Box::new(crate::tcp::ThrTcp),
-        Box::new(crate::zenoh_raw::ThrPubSub),
+        Box::new(crate::zenoh_raw::ThrPubSub { express: false }),
         #[cfg(feature = "zmq")]
         Box::new(crate::zmq_peer::ThrPubSub),
         Box::new(crate::troupe_patterns::ThrPubSub {

@@ -63,7 +63,7 @@ const SETTINGS: &str = "a troupe server process (router) on tcp/127.0.0.1:<free 
 
 /// Every troupe session of the bench: peers, with a deadline long enough for
 /// the largest messages.
-fn options() -> SessionOptions {
+pub(crate) fn options() -> SessionOptions {
     SessionOptions {
         mode: Mode::Peer,
         timeout: Duration::from_secs(30),
@@ -72,7 +72,7 @@ fn options() -> SessionOptions {
 }
 
 /// The runtime of a far end (the bench's own has two workers too).
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,7 +81,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// A server process and the bench's peer-mode connection to it, retried
 /// while the server starts (bounded).
-async fn server() -> anyhow::Result<(ServerProcess, Server)> {
+pub(crate) async fn server() -> anyhow::Result<(ServerProcess, Server)> {
     let process = ServerProcess::start(CONFIG)?;
     let end = Instant::now() + Duration::from_secs(20);
     loop {

@@ -2,20 +2,23 @@
 //! transport: a round ends with a marker, and each sink answers a marker
 //! with an acknowledgement of what it received in that round.
 //!
-//! Data messages are at least [`MIN_DATA`] bytes long; a marker is exactly
-//! 4 bytes (the round number), so a sink tells them apart by length.
+//! A marker is exactly [`MARKER_LEN`] bytes (the round number) and a data
+//! message is any other length, 0 included, so a sink tells them apart by
+//! length: no data message may be 4 bytes long.
 
-/// The smallest data message.
-pub const MIN_DATA: usize = 8;
+/// The length of a marker, and the one length a data message may not have.
+pub const MARKER_LEN: usize = 4;
 
 /// Marker of the end of round `round`.
-pub fn marker(round: u32) -> [u8; 4] {
+pub fn marker(round: u32) -> [u8; MARKER_LEN] {
     round.to_le_bytes()
 }
 
 /// The round of a marker, if `msg` is one.
 pub fn parse_marker(msg: &[u8]) -> Option<u32> {
-    <[u8; 4]>::try_from(msg).ok().map(u32::from_le_bytes)
+    <[u8; MARKER_LEN]>::try_from(msg)
+        .ok()
+        .map(u32::from_le_bytes)
 }
 
 /// A sink's answer to a marker.
@@ -76,7 +79,7 @@ impl Counter {
     /// send if it is a marker. `round` reads the marker's round, only when
     /// the length says it is one.
     pub fn take_len(&mut self, len: usize, round: impl FnOnce() -> Option<u32>) -> Option<Ack> {
-        if len >= MIN_DATA {
+        if len != MARKER_LEN {
             self.count += 1;
             return None;
         }
@@ -126,7 +129,8 @@ mod tests {
         assert_eq!((a.sink, a.round, a.count), (1, 1, 2));
         assert_eq!(c.take(&marker(1)), Some(a), "a repeated marker");
         assert_eq!(c.take(&[0; 8]), None);
-        assert_eq!(c.take(&marker(2)).unwrap().count, 1);
-        assert_eq!(c.take(&[1, 2]), None, "neither data nor marker");
+        assert_eq!(c.take(&[]), None, "empty data");
+        assert_eq!(c.take(&[1, 2]), None, "short data");
+        assert_eq!(c.take(&marker(2)).unwrap().count, 3);
     }
 }

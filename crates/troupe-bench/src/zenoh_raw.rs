@@ -424,11 +424,19 @@ pub fn pong(endpoint: &str, routed: bool) -> anyhow::Result<()> {
 }
 
 /// `thr`/`fanout`: a declared publisher to subscribers with callbacks.
-pub struct ThrPubSub;
+pub struct ThrPubSub {
+    /// The publisher is `express` (each message sent at once, as troupe's
+    /// channel clients send theirs) instead of batched.
+    pub express: bool,
+}
 
 impl ThrSubject for ThrPubSub {
     fn name(&self) -> &'static str {
-        "raw Zenoh pub/sub"
+        if self.express {
+            "raw Zenoh pub/sub, express"
+        } else {
+            "raw Zenoh pub/sub"
+        }
     }
 
     fn topology(&self) -> &'static str {
@@ -440,11 +448,17 @@ impl ThrSubject for ThrPubSub {
     }
 
     fn method(&self) -> String {
-        "peer-mode sessions, the bench listening on tcp/127.0.0.1:<free port> and each \
-         subscriber's process connecting (one direct TCP link each, a star), multicast and \
-         gossip scouting off; declared publisher with Block, not express (batched), put with \
-         wait() from one thread; subscribers count in their callback"
-            .into()
+        let express = if self.express {
+            "express (not batched)"
+        } else {
+            "not express (batched)"
+        };
+        format!(
+            "peer-mode sessions, the bench listening on tcp/127.0.0.1:<free port> and each \
+             subscriber's process connecting (one direct TCP link each, a star), multicast and \
+             gossip scouting off; declared publisher with Block, {express}, put with wait() \
+             from one thread; subscribers count in their callback"
+        )
     }
 
     fn open(&self, sinks: usize) -> BoxFuture<'_, anyhow::Result<Box<dyn ThrLink>>> {
@@ -462,7 +476,7 @@ impl ThrSubject for ThrPubSub {
             let publisher = z(session
                 .declare_publisher(KEY_DATA)
                 .congestion_control(CongestionControl::Block)
-                .express(false)
+                .express(self.express)
                 .await)?;
             let mut peers = Peers::default();
             for id in 0..sinks {
