@@ -10,11 +10,13 @@ use troupe_server::config::{Config, EXAMPLE};
 use troupe_testkit::{TestServer, TIMEOUT};
 
 /// The example programs of this crate, by name, as built for this test.
-const PROGRAMS: [(&str, &str); 4] = [
+const PROGRAMS: [(&str, &str); 6] = [
     ("hello-subscriber", env!("CARGO_BIN_EXE_hello-subscriber")),
     ("hello-publisher", env!("CARGO_BIN_EXE_hello-publisher")),
     ("echo-requester", env!("CARGO_BIN_EXE_echo-requester")),
     ("echo-responder", env!("CARGO_BIN_EXE_echo-responder")),
+    ("counter-client", env!("CARGO_BIN_EXE_counter-client")),
+    ("counter-channel", env!("CARGO_BIN_EXE_counter-channel")),
 ];
 
 /// A server on the bundled configuration, each example app running its
@@ -166,6 +168,39 @@ async fn echo_responder_refuses_what_is_not_text_and_stops_when_asked() {
     assert_eq!(
         output(&responder).await.last().map(String::as_str),
         Some("stopping after 2 requests")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counter_client_adds_by_asynchronous_messages_and_gets_the_total() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+
+    let (client, lines, info) = exec(&server, "counter-client", &["10", "-4", "2"]).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Success, Some(0)),
+        "{info:#?}\n{lines:#?}"
+    );
+    // Every `add` came before the `get`: one client's messages keep their
+    // order, asynchronous or not.
+    assert_eq!(lines, ["total 8"]);
+
+    // The channel's owner was linked to the client: the server stops it, and
+    // it ends cleanly on its own.
+    let owner = started_by(&server, "counter-channel", client.id()).await;
+    let info = within("owner", owner.wait_for(Some(TIMEOUT))).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Stopped, Some(0)),
+        "{info:#?}"
+    );
+    let lines = output(&owner).await;
+    assert!(lines.contains(&"get -> 8".to_string()), "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("stopping after 4 messages, total 8"),
+        "{lines:#?}"
     );
 }
 

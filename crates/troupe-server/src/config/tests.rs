@@ -44,6 +44,8 @@ fn the_embedded_example_parses() {
             "hello-publisher",
             "echo-requester",
             "echo-responder",
+            "counter-client",
+            "counter-channel",
         ]
     );
     assert_eq!(c.listen, [DEFAULT_ENDPOINT]);
@@ -72,6 +74,8 @@ fn the_embedded_example_parses() {
         "hello-publisher",
         "echo-requester",
         "echo-responder",
+        "counter-client",
+        "counter-channel",
     ] {
         let a = c.app(name).unwrap();
         assert_eq!((a.executable.as_str(), a.args.len()), (name, 0));
@@ -79,7 +83,7 @@ fn the_embedded_example_parses() {
     let embedded = Config::embedded();
     assert_eq!(
         (embedded.source.as_str(), embedded.apps.len()),
-        (EMBEDDED, 10)
+        (EMBEDDED, 12)
     );
 }
 
