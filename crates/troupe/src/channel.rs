@@ -55,6 +55,7 @@ use crate::message::Message;
 use crate::queue::{self, QueueRx, QueueTx};
 use crate::reqrep::{ReplyPublishers, Request};
 use crate::session::Session;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -530,8 +531,8 @@ fn check_name(name: &str) -> Result<()> {
     troupe_protocol::validate_name("channel", name).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-/// Every live claim on `name`, oldest first; one liveliness query, at most
-/// `limit`.
+/// Every claim on `name` the network shows, oldest first (live or stale:
+/// see [`first_live`]); one liveliness query, at most `limit`.
 async fn claims_now(session: &Session, name: &str, limit: Duration) -> Result<Vec<String>> {
     let limit = cap(limit);
     let (handler, mut replies) = crate::session::reply_channel();
@@ -557,22 +558,21 @@ async fn claims_now(session: &Session, name: &str, limit: Duration) -> Result<Ve
     Ok(claims)
 }
 
-/// Sends `ask` to the queryable of `claim` of `name` and decodes the first
-/// answer as `T`; `None` when none came within `limit`.
-async fn ask<T: serde::de::DeserializeOwned>(
+/// Sends `ask` to the owners' queryables on `key`: the samples they answer,
+/// until every owner answered or `limit` passed.
+async fn query(
     session: &Session,
-    name: &str,
-    claim: &str,
+    key: String,
     ask: &Ask,
     limit: Duration,
-) -> Result<Option<T>> {
+) -> Result<impl futures::Stream<Item = Sample>> {
     let limit = cap(limit);
     let payload =
         serde_json::to_vec(ask).map_err(|e| Error::Invalid(format!("cannot encode: {e}")))?;
-    let (handler, mut replies) = crate::session::reply_channel();
+    let (handler, replies) = crate::session::reply_channel();
     session
         .zenoh()
-        .get(session.keys().channel_query(name, claim))
+        .get(key)
         .payload(payload)
         .target(QueryTarget::All)
         .consolidation(ConsolidationMode::None)
@@ -582,15 +582,39 @@ async fn ask<T: serde::de::DeserializeOwned>(
         .callback(handler)
         .await
         .map_err(Error::Zenoh)?;
+    // Zenoh ends the query at `limit`; the deadline only makes sure.
     let end = Instant::now() + limit;
-    while let Ok(Some(reply)) = tokio::time::timeout_at(end, replies.recv()).await {
-        if let Ok(sample) = reply.result() {
-            let value = serde_json::from_slice(&sample.payload().to_bytes())
-                .map_err(|e| Error::Protocol(format!("malformed answer of channel {name}: {e}")))?;
-            return Ok(Some(value));
-        }
-    }
-    Ok(None)
+    Ok(futures::stream::unfold(
+        replies,
+        move |mut replies| async move {
+            loop {
+                let reply = tokio::time::timeout_at(end, replies.recv()).await.ok()??;
+                if let Ok(sample) = reply.into_result() {
+                    return Some((sample, replies));
+                }
+            }
+        },
+    ))
+}
+
+/// Sends `ask` to the queryable of `claim` of `name` and decodes the first
+/// answer as `T`; `None` when none came within `limit`.
+async fn ask<T: serde::de::DeserializeOwned>(
+    session: &Session,
+    name: &str,
+    claim: &str,
+    ask: &Ask,
+    limit: Duration,
+) -> Result<Option<T>> {
+    let key = session.keys().channel_query(name, claim);
+    let answers = query(session, key, ask, limit).await?;
+    futures::pin_mut!(answers);
+    let Some(sample) = answers.next().await else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&sample.payload().to_bytes())
+        .map(Some)
+        .map_err(|e| Error::Protocol(format!("malformed answer of channel {name}: {e}")))
 }
 
 /// The first of `claims` (oldest first) whose owner answers `info`, with
@@ -654,29 +678,15 @@ fn taken(name: &str, info: &ChannelInfo) -> Error {
 /// # Errors
 /// [`Error::Zenoh`].
 pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInfo>> {
-    let timeout = cap(timeout);
-    let payload = serde_json::to_vec(&Ask::Info).expect("encodable");
-    let (handler, mut replies) = crate::session::reply_channel();
-    session
-        .zenoh()
-        .get(session.keys().channel_query("*", "*"))
-        .payload(payload)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .timeout(timeout)
-        .callback(handler)
-        .await
-        .map_err(Error::Zenoh)?;
-    // Zenoh ends the query at `timeout`; this only makes sure.
-    let end = Instant::now() + timeout;
+    let key = session.keys().channel_query("*", "*");
+    let answers = query(session, key, &Ask::Info, timeout).await?;
+    futures::pin_mut!(answers);
     let mut all = Vec::new();
-    while let Ok(Some(reply)) = tokio::time::timeout_at(end, replies.recv()).await {
-        if let Ok(sample) = reply.result() {
-            match serde_json::from_slice::<ChannelInfo>(&sample.payload().to_bytes()) {
-                Ok(info) => all.push(info),
-                Err(e) => {
-                    tracing::warn!(key = %sample.key_expr(), error = %e, "malformed channel info")
-                }
+    while let Some(sample) = answers.next().await {
+        match serde_json::from_slice::<ChannelInfo>(&sample.payload().to_bytes()) {
+            Ok(info) => all.push(info),
+            Err(e) => {
+                tracing::warn!(key = %sample.key_expr(), error = %e, "malformed channel info")
             }
         }
     }
@@ -1551,7 +1561,7 @@ impl ChannelClient {
         let name = &inner.info.name;
         let deadline = Instant::now() + timeout;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         inner.pending.lock().expect("pending lock").insert(id, tx);
         // Removes the pending entry however this ends (cancelled too).
         let _pending = PendingGuard {
@@ -1559,31 +1569,20 @@ impl ChannelClient {
             id,
         };
         self.put(FrameType::Request, id, message).await?;
-        let mut presence = Presence::new(&inner.info.claim, Some(inner.arrived.clone()));
-        let (frame, body) = loop {
-            let seen = presence.check(&self.claims(), Some(deadline)).await;
-            if let Ok(reply) = rx.try_recv() {
-                break reply;
-            }
-            if seen == Seen::Gone {
+        // The sender is dropped only with the pending entry, by the guard.
+        let reply = async move { rx.await.ok() };
+        let (frame, body) = match self.while_owner_lives(deadline, reply).await {
+            Waited::Got(Some(reply)) => reply,
+            Waited::Gone | Waited::Got(None) => {
                 return Err(Error::Gone(format!(
                     "channel {name}: its owner went away with the message pending"
-                )));
+                )))
             }
-            if Instant::now() >= deadline {
+            Waited::Deadline => {
                 return Err(Error::Timeout(format!(
                     "no reply from channel {name} within {}",
                     fmt_duration(timeout)
-                )));
-            }
-            let wake = seen.wake().map_or(deadline, |w| w.min(deadline));
-            let there = matches!(seen, Seen::There(_));
-            tokio::select! {
-                reply = &mut rx => if let Ok(reply) = reply {
-                    break reply;
-                },
-                () = inner.claims.gone(&inner.info.claim), if there => {}
-                () = tokio::time::sleep_until(wake) => {}
+                )))
             }
         };
         match frame.kind {
@@ -1706,33 +1705,59 @@ impl ChannelClient {
             return Err(self.full());
         }
         let deadline = Instant::now() + inner.timeout;
+        let room = async {
+            loop {
+                let changed = inner.credit.changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if let Some(seq) = self.try_reserve() {
+                    return seq;
+                }
+                changed.await;
+            }
+        };
+        match self.while_owner_lives(deadline, room).await {
+            Waited::Got(seq) => Ok(seq),
+            Waited::Gone => Err(Error::Gone(format!(
+                "channel {}: its owner went away",
+                self.name()
+            ))),
+            Waited::Deadline => Err(Error::Full(format!(
+                "channel {}: no room within {} ({} asynchronous messages sent and not yet received)",
+                self.name(),
+                fmt_duration(inner.timeout),
+                inner.info.async_bound
+            ))),
+        }
+    }
+
+    /// Waits for `arrival` until `deadline`, following the owner with the
+    /// [`Presence`] rules: what arrived, or that the owner is gone, or that
+    /// the deadline passed. Something that arrived wins over the owner's
+    /// going.
+    async fn while_owner_lives<T>(
+        &self,
+        deadline: Instant,
+        arrival: impl Future<Output = T>,
+    ) -> Waited<T> {
+        let inner = &self.inner;
+        tokio::pin!(arrival);
         let mut presence = Presence::new(&inner.info.claim, Some(inner.arrived.clone()));
         loop {
-            let changed = inner.credit.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if let Some(seq) = self.try_reserve() {
-                return Ok(seq);
-            }
             let seen = presence.check(&self.claims(), Some(deadline)).await;
+            if let std::task::Poll::Ready(v) = futures::poll!(arrival.as_mut()) {
+                return Waited::Got(v);
+            }
             if seen == Seen::Gone {
-                return Err(Error::Gone(format!(
-                    "channel {}: its owner went away",
-                    self.name()
-                )));
+                return Waited::Gone;
             }
             if Instant::now() >= deadline {
-                return Err(Error::Full(format!(
-                    "channel {}: no room within {} ({} asynchronous messages sent and not yet received)",
-                    self.name(),
-                    fmt_duration(inner.timeout),
-                    inner.info.async_bound
-                )));
+                return Waited::Deadline;
             }
             let wake = seen.wake().map_or(deadline, |w| w.min(deadline));
             let there = matches!(seen, Seen::There(_));
             tokio::select! {
-                () = &mut changed => {}
+                v = arrival.as_mut() => return Waited::Got(v),
                 () = inner.claims.gone(&inner.info.claim), if there => {}
                 () = tokio::time::sleep_until(wake) => {}
             }
@@ -1763,6 +1788,13 @@ impl ChannelClient {
             fmt_duration(timeout)
         )))
     }
+}
+
+/// How [`ChannelClient::while_owner_lives`] ended.
+enum Waited<T> {
+    Got(T),
+    Gone,
+    Deadline,
 }
 
 /// Removes a pending send when the send ends, however it ends.
