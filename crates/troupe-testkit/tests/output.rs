@@ -238,9 +238,19 @@ log = { max_size = "1KB", max_files = 2 }
     );
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     let current = read(&base);
-    // Both streams are logged, standard error tagged (the two pipes are read
-    // apart: their lines may interleave either way).
-    assert!(current.lines().any(|l| l == "[stderr] oops"), "{current}");
+    // Both streams are logged, standard error tagged. The two pipes are read
+    // apart, so their lines may interleave either way: the last line of
+    // standard error may be read before the end of standard output, which
+    // then rotates it into an older file.
+    let kept = [
+        read(&format!("{base}.2")),
+        read(&format!("{base}.1")),
+        current.clone(),
+    ];
+    assert!(
+        kept.iter().any(|t| t.lines().any(|l| l == "[stderr] oops")),
+        "{kept:#?}"
+    );
     // The files follow each other: .2, then .1, then the current one.
     let numbers =
         |text: &str| -> Vec<u32> { text.lines().filter_map(|l| l.parse().ok()).collect() };
