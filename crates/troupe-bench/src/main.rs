@@ -19,7 +19,10 @@
 //! bytes/s), `fanout` (one publisher to 1, 10, 100 subscribers), `channel`
 //! (named channels in the shape of MESSIP's table: synchronous round trips
 //! per second against raw Zenoh requests, ping-pong and TCP; asynchronous
-//! messages per second against raw Zenoh and TCP streams). Each far end is
+//! messages per second against raw Zenoh and TCP streams), `object`
+//! (remote calls: calls per second and p50/p99 against raw Zenoh
+//! get/queryable carrying the same JSON-RPC bytes, the channel's send of
+//! those bytes, plain raw Zenoh get/queryable and TCP). Each far end is
 //! this program re-executed as `--peer KIND PLACEMENT ARGS...`.
 //!
 //! `--quick` runs each scenario briefly and asserts nothing about speed. In
@@ -33,6 +36,8 @@
 
 mod channel;
 mod fanout;
+mod jsonrpc;
+mod object;
 mod peer;
 mod pin;
 mod report;
@@ -43,6 +48,7 @@ mod stats;
 mod tcp;
 mod thr;
 mod troupe_channel;
+mod troupe_object;
 mod troupe_patterns;
 mod wire;
 mod zenoh_raw;
@@ -64,7 +70,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Scenarios to run (default: all): spawn, control, mem, rtt, thr,
-    /// fanout, channel.
+    /// fanout, channel, object.
     scenarios: Vec<String>,
     /// Internal: run a server on this configuration file and port.
     #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
@@ -74,7 +80,9 @@ struct Args {
     peer: Option<Vec<String>>,
 }
 
-const ALL: [&str; 7] = ["spawn", "control", "mem", "rtt", "thr", "fanout", "channel"];
+const ALL: [&str; 8] = [
+    "spawn", "control", "mem", "rtt", "thr", "fanout", "channel", "object",
+];
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -125,6 +133,7 @@ fn main() -> anyhow::Result<()> {
                 "thr" => thr::thr(&mut report, args.quick).await?,
                 "fanout" => fanout::fanout(&mut report, args.quick).await?,
                 "channel" => channel::channel(&mut report, args.quick).await?,
+                "object" => object::object(&mut report, args.quick).await?,
                 _ => unreachable!("checked above"),
             }
         }

@@ -35,6 +35,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "tcp-echo" => crate::tcp::echo(arg(rest, 0)?),
         "tcp-sink" => crate::tcp::sink(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "zenoh-queryable" => crate::zenoh_raw::queryable(arg(rest, 0)?),
+        "zenoh-jsonrpc-queryable" => crate::jsonrpc::queryable(arg(rest, 0)?),
         "zenoh-pong" => crate::zenoh_raw::pong(arg(rest, 0)?, false),
         "zenoh-pong-routed" => crate::zenoh_raw::pong(arg(rest, 0)?, true),
         "zenoh-router" => crate::zenoh_raw::router(arg(rest, 0)?),
@@ -42,6 +43,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "troupe-rep" => crate::troupe_patterns::rep(arg(rest, 0)?),
         "troupe-pub" => crate::troupe_patterns::publisher(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "troupe-channel-owner" => crate::troupe_channel::owner(arg(rest, 0)?, arg(rest, 1)?),
+        "troupe-object-server" => crate::troupe_object::object_server(arg(rest, 0)?, arg(rest, 1)?),
         "troupe-sink" => crate::troupe_patterns::sink(
             arg(rest, 0)?,
             arg(rest, 1)?.parse()?,

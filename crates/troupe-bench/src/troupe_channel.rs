@@ -140,7 +140,7 @@ impl ThrSubject for ThrChannel {
 
 /// Dropped in this order: the client, the bench's session, the owner, the
 /// server.
-struct ChannelLink {
+pub(crate) struct ChannelLink {
     client: ChannelClient,
     _server: Server,
     peers: Peers,
@@ -151,7 +151,7 @@ impl ChannelLink {
     /// Starts a server and the owner (placed as `placement`), and connects
     /// to the channel once the owner has created it (bounded; fails early
     /// if the owner exits).
-    async fn open(placement: Placement) -> anyhow::Result<ChannelLink> {
+    pub(crate) async fn open(placement: Placement) -> anyhow::Result<ChannelLink> {
         let (process, server) = server().await?;
         let mut peers = Peers::default();
         peers.spawn(
@@ -190,6 +190,13 @@ impl ChannelLink {
             peers,
             _process: process,
         })
+    }
+}
+
+impl ChannelLink {
+    /// The bench's client of the channel.
+    pub(crate) fn client(&self) -> &ChannelClient {
+        &self.client
     }
 }
 

@@ -31,10 +31,11 @@ const KEY_PONG: &str = "troupe-bench/rtt/pong";
 const KEY_DATA: &str = "troupe-bench/thr/data";
 const KEY_ACK: &str = "troupe-bench/thr/ack";
 
-const TOPOLOGY: &str = "two peer-mode sessions, the bench listening on tcp/127.0.0.1:<free \
+pub(crate) const TOPOLOGY: &str =
+    "two peer-mode sessions, the bench listening on tcp/127.0.0.1:<free \
      port>, the far end connecting (one direct TCP link), multicast and gossip scouting off";
 
-fn z<T>(r: zenoh::Result<T>) -> anyhow::Result<T> {
+pub(crate) fn z<T>(r: zenoh::Result<T>) -> anyhow::Result<T> {
     r.map_err(|e| anyhow::anyhow!("zenoh: {e}"))
 }
 
@@ -96,19 +97,19 @@ pub fn router(endpoint: &str) -> anyhow::Result<()> {
 
 /// The bench's session, listening on a free loopback port, and the
 /// endpoint far ends connect to.
-async fn bench_session() -> anyhow::Result<(Session, String)> {
+pub(crate) async fn bench_session() -> anyhow::Result<(Session, String)> {
     let endpoint = format!("tcp/127.0.0.1:{}", troupe_testkit::free_port());
     let session = z(zenoh::open(config(Some(&endpoint), None)?).await)?;
     Ok((session, endpoint))
 }
 
 /// A far end's session, connected to the bench.
-fn peer_session(endpoint: &str) -> anyhow::Result<Session> {
+pub(crate) fn peer_session(endpoint: &str) -> anyhow::Result<Session> {
     z(zenoh::open(config(None, Some(endpoint))?).wait())
 }
 
 /// Serves until the bench's link closes, or nothing arrived for [`IDLE`].
-fn serve_until_gone(session: &Session) -> anyhow::Result<()> {
+pub(crate) fn serve_until_gone(session: &Session) -> anyhow::Result<()> {
     loop {
         std::thread::sleep(Duration::from_millis(200));
         if session.info().peers_zid().wait().next().is_none() {

@@ -123,11 +123,130 @@ pub enum Command {
         #[command(subcommand)]
         action: ChannelAction,
     },
+    /// List the remote objects of the realm: id, server (owner), age,
+    /// connected clients.
+    ///
+    /// With no object, prints nothing on stdout (`[]` with --json) and says
+    /// so on stderr. Exit status: 0; 2 on errors.
+    Objects(JsonFlag),
+    /// Show a remote object's methods (with their parameters and return
+    /// types) and attributes (read-only or read-write).
+    ///
+    /// Exit status: 0; 2 on errors (no such object within --timeout, ...).
+    Describe(DescribeArgs),
+    /// Call a method of a remote object and print its result as JSON.
+    ///
+    /// PARAMS is JSON: an array for positional parameters ('[1, "a"]'), an
+    /// object for named ones ('{"count": 1}'); any other value is the one
+    /// positional parameter. Without PARAMS the method gets none. A
+    /// JSON-RPC error (method not found, invalid params, the object's own
+    /// error) is printed on stderr with its code.
+    ///
+    /// Exit status: 0 when the object answered with a result; 1 when it
+    /// answered with an error or went away with the call pending; 2 on
+    /// errors (no such object within --timeout, no answer in time, bad
+    /// JSON, ...).
+    Call(CallArgs),
+    /// Read an attribute of a remote object (print it as JSON), or write it
+    /// with VALUE (JSON).
+    ///
+    /// Exit status as for `call`.
+    Attr(AttrArgs),
+    /// Print the log records the servers of the realm keep, merged by time.
+    ///
+    /// Each server keeps the latest 1000 records (at most 1 MiB) of its
+    /// instances. One line per record on stdout: "TIME LEVEL server/app/id
+    /// target: message key=value ..." (line breaks shown as \n), or with
+    /// --json one JSON object per line. With --follow, then prints new
+    /// records as they come, each once, until Ctrl-C or SIGTERM. Records a
+    /// source dropped (its queue was full) or that were lost on the way are
+    /// counted on stderr: "troupe: N records dropped by server/app/id".
+    ///
+    /// Exit status: 0; 2 on errors (unreachable server, or it went away
+    /// while following).
+    Logs(LogsArgs),
+    /// Write the new log records of the realm to rotated files, until
+    /// Ctrl-C or SIGTERM.
+    ///
+    /// Writes DIR/troupe.log, one line per record as `logs` prints it (or
+    /// JSON with --json); when it reaches --max-size it becomes
+    /// troupe.log.1 (and troupe.log.1 troupe.log.2, ...), keeping
+    /// --max-files of them. Records dropped or lost are noted on stderr
+    /// and, in text, as a line "# N records dropped by server/app/id".
+    /// Flushes at least every second and before exiting.
+    ///
+    /// Exit status: 0 when stopped; 2 on errors (unreachable server, a
+    /// file that cannot be written, the server went away).
+    Logdump(LogdumpArgs),
+    /// The realm's status tree: print it, follow it, set or remove a part.
+    ///
+    /// The servers keep one JSON tree for the whole realm, updated in parts
+    /// by any process. `troupe status [MASK...]` prints the tree, or only the
+    /// parts under the MASKs (path prefixes such as "system" or
+    /// "system.foo"), one line per leaf: "system.foo.cpu = 0.3" (values as
+    /// compact JSON, paths sorted); with --json, the tree as pretty JSON.
+    /// With --follow, then prints each update under the MASKs as it comes,
+    /// nothing lost in between: "set system.foo = {"cpu":0.3}", "remove
+    /// system.foo" (with --json, one JSON object per update), until Ctrl-C
+    /// or SIGTERM.
+    ///
+    /// Exit status: 0; 2 on errors (bad mask, path or JSON, unreachable
+    /// server, or it went away while following).
+    #[command(args_conflicts_with_subcommands = true)]
+    Status(StatusArgs),
     /// Inside an instance: talk to the server that started it (for scripts).
     This {
         /// What to do.
         #[command(subcommand)]
         action: ThisAction,
+    },
+}
+
+/// `troupe status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Set or remove a part of the tree (without: print it).
+    #[command(subcommand)]
+    pub action: Option<StatusAction>,
+    /// Path prefixes to print (default: the whole tree).
+    #[arg(value_name = "MASK")]
+    pub masks: Vec<String>,
+    /// Then print each update under the masks until Ctrl-C or SIGTERM.
+    #[arg(long)]
+    pub follow: bool,
+    /// Print the tree as pretty JSON (with --follow: each update as one JSON
+    /// object per line).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `troupe status set|rm`.
+#[derive(Debug, Subcommand)]
+pub enum StatusAction {
+    /// Merge the JSON VALUE into the tree at PATH, and wait until the server
+    /// applied it.
+    ///
+    /// Objects merge key by key, anything else replaces: `troupe status set
+    /// system.foo '{"cpu": 0.3}'` leaves the other keys of system.foo as
+    /// they were. Strings are JSON too: '"lab 1"'. PATH is dot-separated
+    /// segments of ASCII letters, digits, '_' and '-'.
+    ///
+    /// Exit status: 0 once applied; 2 on errors (bad path or JSON, a value
+    /// over 1 MiB, unreachable server).
+    Set {
+        /// Where, e.g. system.foo.
+        path: String,
+        /// A JSON value, e.g. '{"cpu": 0.3}', 12, '"text"'.
+        value: String,
+    },
+    /// Remove the subtree at PATH (and the parents it leaves empty), and wait
+    /// until the server applied it. Removing what is not there is no error.
+    ///
+    /// Exit status: 0 once applied; 2 on errors.
+    #[command(visible_alias = "remove")]
+    Rm {
+        /// Where, e.g. system.foo.
+        path: String,
     },
 }
 
@@ -335,6 +454,114 @@ pub struct RequestArgs {
     #[arg(long, value_name = "D", default_value = "30s", value_parser = duration)]
     pub timeout: Duration,
     /// Print each part of the answer as a JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `describe`.
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The object's id.
+    pub object: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Longest wait for the object to appear and answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The object's id.
+    pub object: String,
+    /// The method's name.
+    pub method: String,
+    /// The parameters, as JSON.
+    #[arg(allow_negative_numbers = true)]
+    pub params: Option<String>,
+    /// Send a notification: no answer is asked for, nothing is printed.
+    #[arg(long)]
+    pub notify: bool,
+    /// Longest wait for the object to appear and answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `attr`.
+#[derive(Debug, Args)]
+pub struct AttrArgs {
+    /// The object's id.
+    pub object: String,
+    /// The attribute's name.
+    pub name: String,
+    /// The value to write, as JSON (without it, the attribute is read).
+    #[arg(allow_negative_numbers = true)]
+    pub value: Option<String>,
+    /// Longest wait for the object to appear and answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// Which log records `logs` and `logdump` take.
+#[derive(Debug, Args)]
+pub struct LogFilterArgs {
+    /// Only records at this level or more severe (trace, debug, info,
+    /// warn, error).
+    #[arg(long, value_name = "L", value_parser = log_level)]
+    pub level: Option<troupe::LogLevel>,
+    /// Only records of this application.
+    #[arg(long, value_name = "A")]
+    pub app: Option<String>,
+    /// Only records of this instance id.
+    #[arg(long, value_name = "ID")]
+    pub instance: Option<u64>,
+    /// Only records of this server.
+    #[arg(long, value_name = "S")]
+    pub server: Option<String>,
+}
+
+/// A log level name.
+fn log_level(s: &str) -> Result<troupe::LogLevel, String> {
+    s.parse()
+        .map_err(|e: troupe::log::UnknownLevel| e.to_string())
+}
+
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// After the kept records, print the new ones as they come.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Which records.
+    #[command(flatten)]
+    pub filter: LogFilterArgs,
+    /// Only the latest N of the kept records.
+    #[arg(long, value_name = "N")]
+    pub last: Option<u64>,
+    /// Print each record as a JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `logdump`.
+#[derive(Debug, Args)]
+pub struct LogdumpArgs {
+    /// The directory of the files (created if needed).
+    #[arg(long, value_name = "D")]
+    pub dir: PathBuf,
+    /// Which records.
+    #[command(flatten)]
+    pub filter: LogFilterArgs,
+    /// Rotate the file when it reaches this size: bytes, or with a suffix
+    /// KiB or MiB.
+    #[arg(long, value_name = "BYTES", default_value = "10MiB", value_parser = bytes)]
+    pub max_size: usize,
+    /// How many rotated files to keep.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_files: u32,
+    /// Write each record as a JSON object.
     #[arg(long)]
     pub json: bool,
 }

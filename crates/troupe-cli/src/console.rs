@@ -1,7 +1,7 @@
 //! The console commands.
 
 use crate::args::{Cli, Command, ServerArgs, StartArgs, ThisAction};
-use crate::{channel, patterns, table};
+use crate::{channel, objects, patterns, table};
 use futures::StreamExt;
 use std::fmt;
 use std::io::Write;
@@ -80,6 +80,13 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Respond(a) => patterns::respond(&cli, a).await,
         Command::Request(a) => patterns::request(&cli, a).await,
         Command::Channel { action } => channel::run(&cli, action).await,
+        Command::Status(a) => crate::status::run(&cli, a).await,
+        Command::Objects(f) => objects::objects(&cli, f).await,
+        Command::Describe(a) => objects::describe(&cli, a).await,
+        Command::Call(a) => objects::call(&cli, a).await,
+        Command::Attr(a) => objects::attr(&cli, a).await,
+        Command::Logs(a) => crate::logs::logs(&cli, a).await,
+        Command::Logdump(a) => crate::logs::logdump(&cli, a).await,
         Command::Apps(f) => {
             let apps = connect(&cli).await?.apps().await?;
             if f.json {

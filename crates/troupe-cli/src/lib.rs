@@ -5,7 +5,11 @@
 //! instances: `publish` and `respond` as an instance (the one a server
 //! started this process as, or one attached for the occasion), `subscribe`
 //! and `request` from outside. The channel commands (`troupe channel
-//! ls|listen|send|ping`) reach the realm's named channels by name alone.
+//! ls|listen|send|ping`) reach the realm's named channels by name alone,
+//! and the object commands (`troupe objects|describe|call|attr`) its remote
+//! objects by id. `troupe logs` and `troupe logdump` read, follow and dump
+//! the realm's log records. `troupe status` prints, follows and changes
+//! the realm's status tree.
 //!
 //! Exit status: 0 on success; 1 when the command worked but the instance did
 //! not succeed (`wait` on an instance that ended in error, `exec` of an app
@@ -19,7 +23,10 @@
 mod args;
 mod channel;
 mod console;
+mod logs;
+mod objects;
 mod patterns;
+mod status;
 mod table;
 
 pub use args::Cli;

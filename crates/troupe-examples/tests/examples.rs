@@ -3,20 +3,24 @@
 //! executables pointed at the binaries of this build. Every wait is bounded;
 //! dropping the server stops and reaps whatever is left.
 
+use serde_json::json;
 use std::future::Future;
 use std::path::Path;
+use std::time::Duration;
 use troupe::{Error, Instance, InstanceInfo, Message, Server, State};
 use troupe_server::config::{Config, EXAMPLE};
 use troupe_testkit::{TestServer, TIMEOUT};
 
 /// The example programs of this crate, by name, as built for this test.
-const PROGRAMS: [(&str, &str); 6] = [
+const PROGRAMS: [(&str, &str); 8] = [
     ("hello-subscriber", env!("CARGO_BIN_EXE_hello-subscriber")),
     ("hello-publisher", env!("CARGO_BIN_EXE_hello-publisher")),
     ("echo-requester", env!("CARGO_BIN_EXE_echo-requester")),
     ("echo-responder", env!("CARGO_BIN_EXE_echo-responder")),
     ("counter-client", env!("CARGO_BIN_EXE_counter-client")),
     ("counter-channel", env!("CARGO_BIN_EXE_counter-channel")),
+    ("camera-client", env!("CARGO_BIN_EXE_camera-client")),
+    ("camera-object", env!("CARGO_BIN_EXE_camera-object")),
 ];
 
 /// A server on the bundled configuration, each example app running its
@@ -204,6 +208,159 @@ async fn counter_client_adds_by_asynchronous_messages_and_gets_the_total() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn camera_client_drives_the_camera_through_its_typed_client_and_stops_it() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+
+    let (client, lines, info) = exec(&server, "camera-client", &[]).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Success, Some(0)),
+        "{info:#?}\n{lines:#?}"
+    );
+    let camera = started_by(&server, "camera-object", client.id()).await;
+    let frame = |n| format!("frame {n}: 640x480, exposure 0.025 s, mean level 1280");
+    assert_eq!(
+        lines,
+        [
+            "shutter open: true".to_string(),
+            "exposure 0.025 s: 40.0 fps".to_string(),
+            frame(1),
+            frame(2),
+            frame(3),
+            "exposure -1 refused: invalid params: the exposure is from 0.000001 s to 10 s, \
+             not -1 s (code -32602)"
+                .to_string(),
+            "grab refused: shutter closed: call open_shutter first (code 10)".to_string(),
+            "status: {\"exposure\":0.025,\"fps\":40.0,\"frames_grabbed\":3,\"shutter_open\":false}"
+                .to_string(),
+            format!("camera-object {} stopped", camera.id()),
+        ]
+    );
+
+    // The client stopped the camera and waited: it ended cleanly on its own
+    // (`on_stop`), and says what it did.
+    let info = within("camera", camera.wait_for(Some(TIMEOUT))).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Stopped, Some(0)),
+        "{info:#?}"
+    );
+    assert_eq!(
+        output(&camera).await,
+        [
+            "serving the camera as object camera",
+            "shutter opened",
+            "exposure set to 0.025 s (40 fps)",
+            "grabbed 3 frames (total 3) at 0.025 s",
+            "shutter closed",
+            "grab of 1 refused: shutter closed",
+            "stopped serving camera",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn camera_object_refuses_bad_calls_keeps_its_id_and_stops_when_asked() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+    let camera = within("start", server.start("camera-object", &["cam-1"])).await;
+    // Its app starts manually: it says it is running once it serves.
+    let info = within(
+        "running",
+        camera.wait_for_state(&[State::Running], Some(TIMEOUT)),
+    )
+    .await;
+    assert_eq!(info.state, State::Running, "{info:#?}");
+    let object = server.session().object("cam-1").with_timeout(TIMEOUT);
+
+    // The first call waits for the object to appear.
+    let described = within("describe", object.describe()).await;
+    assert_eq!(described.type_name, "Camera");
+    let methods: Vec<&str> = described.methods.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(methods, ["close_shutter", "grab", "open_shutter", "status"]);
+    let listed = within("objects", troupe::object::list(server.session(), TIMEOUT)).await;
+    let ours = listed.iter().find(|o| o.id == "cam-1");
+    assert!(
+        ours.is_some_and(|o| o.owner.contains("camera-object")),
+        "{listed:#?}"
+    );
+
+    let rpc_code = |outcome: troupe::Result<serde_json::Value>| match outcome {
+        Err(Error::Rpc(e)) => e.code,
+        other => panic!("not a JSON-RPC error: {other:?}"),
+    };
+    let call = |method: &'static str, params: serde_json::Value| {
+        let object = object.clone();
+        async move {
+            tokio::time::timeout(TIMEOUT, object.call(method, params))
+                .await
+                .expect("an answer in time")
+        }
+    };
+    assert_eq!(
+        rpc_code(call("grab", json!([1])).await),
+        10,
+        "shutter closed"
+    );
+    assert_eq!(rpc_code(call("grab", json!(["two"])).await), -32602);
+    assert_eq!(rpc_code(call("grab", json!([1, 2])).await), -32602);
+    assert_eq!(rpc_code(call("zoom", json!([])).await), -32601);
+    for (name, value) in [
+        ("exposure", json!(0)),
+        ("exposure", json!(1e9)),
+        ("fps", json!(5)),
+    ] {
+        let set = tokio::time::timeout(TIMEOUT, object.set(name, value.clone()))
+            .await
+            .expect("an answer in time");
+        assert!(
+            matches!(&set, Err(Error::Rpc(e)) if e.code == -32602),
+            "{name} = {value}: {set:?}"
+        );
+    }
+    within("set", object.set("exposure", json!(0.05))).await;
+    assert_eq!(within("fps", object.get("fps")).await, json!(20.0));
+
+    // The id is the realm's: a second camera of it fails without ever
+    // running, and says why.
+    let (_, lines, info) = exec(&server, "camera-object", &["cam-1"]).await;
+    assert_eq!(info.state, State::Error, "{info:#?}\n{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains("name taken")), "{lines:#?}");
+    assert_eq!(
+        within("still served", object.get("exposure")).await,
+        json!(0.05)
+    );
+    // A client whose camera cannot serve says so, and does not drive the
+    // camera of another.
+    let (_, lines, info) = exec(&server, "camera-client", &["cam-1"]).await;
+    assert_eq!(info.state, State::Error, "{info:#?}\n{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("ended before serving: error")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        within("untouched", object.get("shutter_open")).await,
+        json!(false)
+    );
+
+    let info = within("stop", camera.stop_and_wait(Some(TIMEOUT))).await;
+    assert_eq!((info.state, info.exit_code), (State::Stopped, Some(0)));
+    // Stopped serving: no object of that id any more.
+    let impatient = object.with_timeout(Duration::from_secs(1));
+    let gone = tokio::time::timeout(TIMEOUT, impatient.call("status", json!([])))
+        .await
+        .expect("an answer in time")
+        .unwrap_err();
+    assert!(
+        matches!(gone, Error::NotFound(_) | Error::Gone(_)),
+        "{gone}"
+    );
+}
+
 /// The bundled examples/troupe.toml (the file, which `troupe server` embeds)
 /// has an entry for every program of this crate, by its bare name, so that
 /// the server finds it beside the troupe binary.
@@ -239,7 +396,12 @@ fn the_bundled_configuration_names_every_example() {
         );
     }
     // What the starters start may run once per starter.
-    for started in ["hello-publisher", "echo-responder"] {
+    for started in [
+        "hello-publisher",
+        "echo-responder",
+        "counter-channel",
+        "camera-object",
+    ] {
         assert_eq!(config.app(started).unwrap().multiple, None);
     }
 }

@@ -174,6 +174,34 @@ pub enum RequestBody {
         /// Terminal state to record.
         state: State,
     },
+    /// The log records the server keeps (the latest of its instances and
+    /// other processes that name it), oldest first, filtered. Result:
+    /// `Vec<LogRecord>`.
+    Logs {
+        /// Only records at this level or more severe.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<crate::log::LogLevel>,
+        /// Only records of this application.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
+        /// Only records of this instance.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<u64>,
+        /// Only the latest `last` of the records that match.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last: Option<u64>,
+    },
+    /// The status tree under `masks` (none: the whole tree), and for each
+    /// origin the last update applied to it. Result:
+    /// [`StatusSnapshot`](crate::status::StatusSnapshot).
+    StatusGet {
+        /// Path prefixes (`""` is the root).
+        #[serde(default)]
+        masks: Vec<String>,
+    },
+    /// Answered once every status update this server received before the
+    /// request was applied. Result: [`StatusMark`](crate::status::StatusMark).
+    StatusFlush,
 }
 
 impl RequestBody {
@@ -200,6 +228,9 @@ impl RequestBody {
             RequestBody::HandleStop { .. } => "handle_stop",
             RequestBody::Attach { .. } => "attach",
             RequestBody::Detach { .. } => "detach",
+            RequestBody::StatusGet { .. } => "status_get",
+            RequestBody::StatusFlush => "status_flush",
+            RequestBody::Logs { .. } => "logs",
         }
     }
 }
@@ -400,6 +431,36 @@ mod tests {
         assert_eq!(back, r);
         let hello: Request = serde_json::from_str(r#"{"v":1,"op":"hello"}"#).unwrap();
         assert_eq!(hello.body, RequestBody::Hello);
+    }
+
+    #[test]
+    fn logs_request_fields_are_optional() {
+        let r: Request = serde_json::from_str(r#"{"v":1,"op":"logs"}"#).unwrap();
+        let all = RequestBody::Logs {
+            level: None,
+            app: None,
+            instance: None,
+            last: None,
+        };
+        assert_eq!(r.body, all);
+        assert_eq!(
+            serde_json::to_value(Request::new(all)).unwrap(),
+            serde_json::json!({"v": 1, "op": "logs"})
+        );
+        let r: Request = serde_json::from_str(
+            r#"{"v":1,"op":"logs","level":"warn","app":"cam","instance":3,"last":10}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            r.body,
+            RequestBody::Logs {
+                level: Some(crate::log::LogLevel::Warn),
+                app: Some("cam".into()),
+                instance: Some(3),
+                last: Some(10),
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"v":1,"op":"logs","level":"loud"}"#).is_err());
     }
 
     #[test]

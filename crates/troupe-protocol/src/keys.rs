@@ -22,6 +22,17 @@
 //! <realm>/alive/chanc/<name>/<claim>/<client>   a client connected to that claim
 //! <realm>/@/chan/<name>/<claim>/<client>        messages of one client to the owner
 //! <realm>/@/chanq/<name>/<claim>                the owner's queryable (hello, ping, info)
+//!
+//! <realm>/alive/obj/<id>/<claim>                a claim on a remote object's id (its server)
+//! <realm>/alive/objc/<id>/<claim>/<client>      a client of that object server
+//! <realm>/@/obj/<id>/<claim>/<client>           calls of one client (JSON-RPC 2.0 bodies)
+//! <realm>/@/objq/<id>/<claim>                   the object server's queryable
+//!
+//! <realm>/@/<server>/status/in                  status updates sent to a server, to number and apply
+//! <realm>/@/status/upd/<origin>                 status updates numbered by one server run (its origin)
+//!
+//! <realm>/@/log/<server>/<app>/<instance>       log records of an instance (JSON)
+//! <realm>/@/log/<server|->/-/<source>           log records of a process that is no instance
 //! ```
 //!
 //! An *endpoint* is a named publisher (`kind` = `pub`) or responder (`rep`)
@@ -33,12 +44,43 @@
 //! A *channel* belongs to the realm, not to an instance: its name is unique
 //! across every connected server. A claim id is `<creation time in ns, 20
 //! digits>-<zenoh id>-<counter>`, so that claims sort by age; the oldest
-//! live claim owns the name. Client ids start with `c-`.
+//! live claim owns the name. Client ids start with `c-`. A remote object is
+//! a channel in its own name space ([`Space::Object`]): its id is claimed
+//! and found the same way.
 
 /// Builds the key expressions of one realm.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     realm: String,
+}
+
+/// The two name spaces of named, realm-wide owners: channels and remote
+/// objects. They share the claim protocol and differ only in their keys
+/// (`chan` or `obj`), so a channel and an object may have the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Space {
+    /// Named channels: `alive/chan/...`, `@/chan/...`.
+    Channel,
+    /// Remote objects: `alive/obj/...`, `@/obj/...`.
+    Object,
+}
+
+impl Space {
+    /// The key chunk of this space: `chan` or `obj`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Space::Channel => "chan",
+            Space::Object => "obj",
+        }
+    }
+
+    /// What its owners are called in messages: `channel` or `object`.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Space::Channel => "channel",
+            Space::Object => "object",
+        }
+    }
 }
 
 impl Keys {
@@ -153,41 +195,69 @@ impl Keys {
         format!("{}/alive/ep/{server}/**", self.realm)
     }
 
-    /// The claim `claim` on the channel name `name` (a liveliness token).
-    pub fn channel_claim(&self, name: &str, claim: &str) -> String {
-        format!("{}/alive/chan/{name}/{claim}", self.realm)
+    /// The claim `claim` on the name `name` of `space` (a liveliness token).
+    pub fn channel_claim(&self, space: Space, name: &str, claim: &str) -> String {
+        format!("{}/alive/{}/{name}/{claim}", self.realm, space.key())
     }
 
     /// Every claim on the channel name `name` (`*` for every channel).
-    pub fn channel_claims(&self, name: &str) -> String {
-        format!("{}/alive/chan/{name}/*", self.realm)
+    pub fn channel_claims(&self, space: Space, name: &str) -> String {
+        format!("{}/alive/{}/{name}/*", self.realm, space.key())
     }
 
     /// The token of `client`, connected to the claim `claim` of `name`.
-    pub fn channel_client(&self, name: &str, claim: &str, client: &str) -> String {
-        format!("{}/alive/chanc/{name}/{claim}/{client}", self.realm)
+    pub fn channel_client(&self, space: Space, name: &str, claim: &str, client: &str) -> String {
+        format!(
+            "{}/alive/{}c/{name}/{claim}/{client}",
+            self.realm,
+            space.key()
+        )
     }
 
     /// The tokens of every client of the claim `claim` of `name`.
-    pub fn channel_clients(&self, name: &str, claim: &str) -> String {
-        format!("{}/alive/chanc/{name}/{claim}/*", self.realm)
+    pub fn channel_clients(&self, space: Space, name: &str, claim: &str) -> String {
+        format!("{}/alive/{}c/{name}/{claim}/*", self.realm, space.key())
     }
 
     /// Where `client` sends its messages to the claim `claim` of `name`
     /// (`*` for the owner's subscription to all its clients).
-    pub fn channel_inbox(&self, name: &str, claim: &str, client: &str) -> String {
-        format!("{}/@/chan/{name}/{claim}/{client}", self.realm)
+    pub fn channel_inbox(&self, space: Space, name: &str, claim: &str, client: &str) -> String {
+        format!("{}/@/{}/{name}/{claim}/{client}", self.realm, space.key())
     }
 
     /// The queryable of the owner of the claim `claim` of `name` (`*` and
     /// `*` for every channel).
-    pub fn channel_query(&self, name: &str, claim: &str) -> String {
-        format!("{}/@/chanq/{name}/{claim}", self.realm)
+    pub fn channel_query(&self, space: Space, name: &str, claim: &str) -> String {
+        format!("{}/@/{}q/{name}/{claim}", self.realm, space.key())
+    }
+
+    /// Where emitters send status updates for `server` to number and apply.
+    pub fn status_in(&self, server: &str) -> String {
+        format!("{}/@/{server}/status/in", self.realm)
+    }
+
+    /// The status updates numbered by the server run `origin` (`*` for
+    /// every origin).
+    pub fn status_updates(&self, origin: &str) -> String {
+        format!("{}/@/status/upd/{origin}", self.realm)
     }
 
     /// The key on which one requester receives its replies.
     pub fn reply(&self, member: &str) -> String {
         format!("{}/@/reply/{member}", self.realm)
+    }
+
+    /// The log records of `instance` of `app` on `server`. A process that
+    /// is no instance uses [`crate::log::MISSING`] (`-`) for `app` (and for
+    /// `server` when it has none) and its source id for `instance`. `*` in
+    /// any place makes the key expression of a follower.
+    pub fn log(&self, server: &str, app: &str, instance: &str) -> String {
+        format!("{}/@/log/{server}/{app}/{instance}", self.realm)
+    }
+
+    /// Every log record of `server` (what the server keeps).
+    pub fn all_logs(&self, server: &str) -> String {
+        format!("{}/@/log/{server}/**", self.realm)
     }
 }
 
@@ -278,21 +348,35 @@ mod tests {
             "troupe/alive/ep/h/3/pub/data/*"
         );
         assert_eq!(k.reply("q-ab-2"), "troupe/@/reply/q-ab-2");
-        assert_eq!(k.channel_claim("x", "1-z-1"), "troupe/alive/chan/x/1-z-1");
-        assert_eq!(k.channel_claims("*"), "troupe/alive/chan/*/*");
+        assert_eq!(k.status_in("h"), "troupe/@/h/status/in");
+        assert_eq!(k.status_updates("*"), "troupe/@/status/upd/*");
+        assert_eq!(k.log("h", "a", "3"), "troupe/@/log/h/a/3");
+        assert_eq!(k.log("*", "a", "*"), "troupe/@/log/*/a/*");
+        assert_eq!(k.all_logs("h"), "troupe/@/log/h/**");
         assert_eq!(
-            k.channel_client("x", "1-z-1", "c-z-2"),
+            k.channel_claim(Space::Channel, "x", "1-z-1"),
+            "troupe/alive/chan/x/1-z-1"
+        );
+        assert_eq!(
+            k.channel_claims(Space::Channel, "*"),
+            "troupe/alive/chan/*/*"
+        );
+        assert_eq!(
+            k.channel_client(Space::Channel, "x", "1-z-1", "c-z-2"),
             "troupe/alive/chanc/x/1-z-1/c-z-2"
         );
         assert_eq!(
-            k.channel_clients("x", "1-z-1"),
+            k.channel_clients(Space::Channel, "x", "1-z-1"),
             "troupe/alive/chanc/x/1-z-1/*"
         );
         assert_eq!(
-            k.channel_inbox("x", "1-z-1", "*"),
-            "troupe/@/chan/x/1-z-1/*"
+            k.channel_inbox(Space::Object, "x", "1-z-1", "*"),
+            "troupe/@/obj/x/1-z-1/*"
         );
-        assert_eq!(k.channel_query("*", "*"), "troupe/@/chanq/*/*");
+        assert_eq!(
+            k.channel_query(Space::Object, "*", "*"),
+            "troupe/@/objq/*/*"
+        );
         assert_eq!(Role::of("s-ab-1"), Some(Role::Subscriber));
         assert_eq!(Role::of("x"), None);
         assert_eq!(EndpointKind::parse("rep"), Some(EndpointKind::Responder));

@@ -11,6 +11,9 @@
 //! - [`frame`]: the binary frame headers of publish/subscribe and
 //!   request/reply messages.
 //! - [`state`]: the instance lifecycle states and the records built on them.
+//! - [`log`]: the records of distributed logging.
+//! - [`status`]: the hierarchical status tree: paths, merge and removal,
+//!   masks, and the messages of status updates.
 //!
 //! ```
 //! use troupe_protocol::{keys::Keys, names::validate_name};
@@ -23,13 +26,16 @@ mod b64;
 pub mod control;
 pub mod frame;
 pub mod keys;
+pub mod log;
 pub mod names;
 pub mod state;
+pub mod status;
 
 pub use control::{
     AppInfo, ControlError, ErrorKind, Hello, OutputBatch, OutputLine, Request, RequestBody,
     Response, Stream,
 };
+pub use log::{LogLevel, LogRecord};
 pub use names::{validate_name, NameError};
 pub use state::{InstanceInfo, State, StateChange, StateEvent};
 

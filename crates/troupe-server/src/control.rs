@@ -286,6 +286,19 @@ async fn handle(shared: &Arc<Shared>, body: RequestBody) -> Reply {
             json(())
         }
         RequestBody::Attach { app, pid } => attach(shared, &app, pid).await,
+        RequestBody::Logs {
+            level,
+            app,
+            instance,
+            last,
+        } => {
+            if let Some(app) = &app {
+                validate_name("app", app).map_err(|e| err(ErrorKind::Invalid, e.to_string()))?;
+            }
+            json(shared.logs.query(level, app.as_deref(), instance, last))
+        }
+        RequestBody::StatusGet { masks } => crate::status::get(shared, &masks),
+        RequestBody::StatusFlush => crate::status::flush(shared),
         RequestBody::Detach { id, state } => {
             let inst = instance(shared, id)?;
             if !inst.info().attached {

@@ -112,6 +112,10 @@ pub(crate) struct Shared {
     events: mpsc::UnboundedSender<(String, StateEvent)>,
     pub(crate) shutting_down: AtomicBool,
     pub(crate) started_ms: u64,
+    /// The realm's status tree, set once it is ready (see [`crate::status`]).
+    pub(crate) status: std::sync::OnceLock<Arc<crate::status::Status>>,
+    /// The latest log records filed under this server (see [`crate::logs`]).
+    pub(crate) logs: Arc<crate::logs::Recent>,
 }
 
 impl Shared {
@@ -136,6 +140,8 @@ impl Shared {
             events,
             shutting_down: AtomicBool::new(false),
             started_ms: now_ms(),
+            status: std::sync::OnceLock::new(),
+            logs: Arc::default(),
         }
     }
 

@@ -22,10 +22,13 @@ pub mod config;
 mod control;
 mod guardian;
 mod instance;
+mod logs;
 mod output;
 mod runner;
+mod status;
 
 pub use config::{Config, ConfigError};
+pub use output::LogFile;
 
 use instance::{Cmd, Shared};
 use std::future::Future;
@@ -155,10 +158,28 @@ impl RunningServer {
             .declare_token(keys.server_alive(shared.name()))
             .await
             .map_err(|e| zerr(e.to_string()))?;
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(publish_events(session.clone(), events_rx)),
             tokio::spawn(control::serve(shared.clone(), queryable)),
         ];
+        // The status tree: a server that joins others first reads theirs.
+        let join = !shared.config.connect.is_empty();
+        let (status, status_task) = status::start(&session, &keys, shared.name(), join)
+            .await
+            .map_err(|e| {
+                tasks.iter().for_each(JoinHandle::abort);
+                zerr(e.to_string())
+            })?;
+        let _ = shared.status.set(status);
+        tasks.push(status_task);
+        // The latest log records of this server's instances.
+        let logs_task = logs::start(&session, &keys, shared.name(), shared.logs.clone())
+            .await
+            .map_err(|e| {
+                tasks.iter().for_each(JoinHandle::abort);
+                zerr(e.to_string())
+            })?;
+        tasks.push(logs_task);
         tracing::info!(
             server = shared.name(),
             realm = shared.keys.realm(),

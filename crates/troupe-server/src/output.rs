@@ -62,7 +62,7 @@ impl OutputRing {
         let mut batch = Vec::with_capacity(raw.len());
         for bytes in raw {
             if let Some(log) = &mut self.log {
-                log.write_line(stream, &bytes);
+                log.write_output(stream, &bytes);
             }
             let line = OutputLine {
                 seq: self.next_seq,
@@ -84,7 +84,7 @@ impl OutputRing {
             }
         }
         if let Some(log) = &mut self.log {
-            log.flush();
+            let _ = log.flush();
         }
         if let Some(tx) = &self.publish {
             // A full queue means publication cannot keep up: the batch is
@@ -164,9 +164,11 @@ pub(crate) async fn pump(inst: Arc<Instance>, stream: Stream, mut pipe: impl Asy
     }
 }
 
-/// A log file per instance, rotated by size: `name.log`, `name.log.1`, ...
+/// A file of lines rotated by size: `name.log`, then `name.log.1` (the
+/// newest rotated) up to `name.log.N`. The server writes each instance's
+/// output to one; `troupe logdump` writes log records to one.
 #[derive(Debug)]
-pub(crate) struct LogFile {
+pub struct LogFile {
     path: PathBuf,
     file: Option<std::io::BufWriter<File>>,
     size: u64,
@@ -175,8 +177,13 @@ pub(crate) struct LogFile {
 }
 
 impl LogFile {
-    /// Opens (appending) the log file at `path`.
-    pub(crate) fn open(path: PathBuf, max_size: u64, max_files: u32) -> std::io::Result<Self> {
+    /// Opens (appending) the log file at `path`, creating its directory.
+    /// Once it has reached `max_size` bytes, the next write first rotates
+    /// it; `max_files` rotated files are kept.
+    ///
+    /// # Errors
+    /// When the directory or the file cannot be created or opened.
+    pub fn open(path: PathBuf, max_size: u64, max_files: u32) -> std::io::Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -194,30 +201,70 @@ impl LogFile {
         })
     }
 
-    fn write_line(&mut self, stream: Stream, line: &[u8]) {
-        if self.size >= self.max_size {
-            self.rotate();
+    /// The path of the current file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Writes `line` and an end of line, rotating the file first when it
+    /// is full. Writes are buffered: see [`LogFile::flush`].
+    ///
+    /// # Errors
+    /// When the file cannot be written; it is then closed, and every later
+    /// write fails too.
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.write_parts(&[line])
+    }
+
+    /// Writes a line of an instance's output, tagged with its stream.
+    fn write_output(&mut self, stream: Stream, line: &[u8]) {
+        if self.file.is_none() {
+            return;
         }
-        let Some(f) = &mut self.file else { return };
         let tag: &[u8] = match stream {
             Stream::Out => b"",
             Stream::Err => b"[stderr] ",
         };
-        if f.write_all(tag)
-            .and_then(|_| f.write_all(line))
-            .and_then(|_| f.write_all(b"\n"))
-            .is_err()
-        {
+        if self.write_parts(&[tag, line]).is_err() {
             // A full disk must not stop the instance: stop logging it.
             tracing::warn!(path = %self.path.display(), "cannot write the log file; logging stops");
-            self.file = None;
         }
-        self.size += (tag.len() + line.len() + 1) as u64;
     }
 
-    fn flush(&mut self) {
-        if let Some(f) = &mut self.file {
-            let _ = f.flush();
+    fn write_parts(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        if self.size >= self.max_size {
+            self.rotate();
+        }
+        let Some(f) = &mut self.file else {
+            return Err(std::io::Error::other(format!(
+                "{} is closed after an error",
+                self.path.display()
+            )));
+        };
+        let mut written = 0;
+        let result = parts
+            .iter()
+            .copied()
+            .chain(std::iter::once(&b"\n"[..]))
+            .try_for_each(|part| {
+                written += part.len();
+                f.write_all(part)
+            });
+        self.size += written as u64;
+        if result.is_err() {
+            self.file = None;
+        }
+        result
+    }
+
+    /// Writes out what is buffered.
+    ///
+    /// # Errors
+    /// When the file cannot be written.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(f) => f.flush(),
+            None => Ok(()),
         }
     }
 
@@ -228,7 +275,7 @@ impl LogFile {
     }
 
     fn rotate(&mut self) {
-        self.flush();
+        let _ = self.flush();
         self.file = None;
         let _ = std::fs::remove_file(self.rotated(self.max_files));
         for n in (1..self.max_files).rev() {
@@ -292,9 +339,9 @@ mod tests {
         let path = dir.path().join("app.1.log");
         let mut log = LogFile::open(path.clone(), 100, 2).unwrap();
         for i in 0..50 {
-            log.write_line(Stream::Out, format!("line {i:03}").as_bytes());
+            log.write_output(Stream::Out, format!("line {i:03}").as_bytes());
         }
-        log.flush();
+        log.flush().unwrap();
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -17,6 +17,8 @@
 //! println!("connect to {}", server.endpoint());
 //! ```
 
+pub mod probe;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -66,6 +66,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use troupe_protocol::frame::{Frame, FrameType};
+pub(crate) use troupe_protocol::keys::Space;
 use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::CongestionControl;
@@ -304,6 +305,7 @@ pub struct Tick {
 
 /// The state shared by a channel's owner and its callbacks.
 struct Shared {
+    space: Space,
     name: String,
     claim: String,
     owner: String,
@@ -365,7 +367,12 @@ impl Shared {
             let (shared, client, from) = (self.clone(), client.clone(), from.clone());
             let reply_key = self.keys.reply(&client);
             self.zenoh
-                .declare_subscriber(self.keys.channel_inbox(&self.name, &self.claim, &client))
+                .declare_subscriber(self.keys.channel_inbox(
+                    self.space,
+                    &self.name,
+                    &self.claim,
+                    &client,
+                ))
                 .callback(move |sample| on_message(&sample, &shared, &client, &from, &reply_key))
                 .await
                 .map_err(Error::Zenoh)?
@@ -384,9 +391,15 @@ impl Shared {
 
     fn too_large(&self, size: usize) -> String {
         format!(
-            "a message of {size} bytes is larger than the {} bytes channel {} accepts",
-            self.opts.max_message, self.name
+            "a message of {size} bytes is larger than the {} bytes {} accepts",
+            self.opts.max_message,
+            self.what()
         )
+    }
+
+    /// `channel NAME` or `object NAME`, for messages.
+    fn what(&self) -> String {
+        what(self.space, &self.name)
     }
 }
 
@@ -527,19 +540,29 @@ fn size_of(m: &Message) -> usize {
     m.len() + m.header().map_or(0, <[u8]>::len)
 }
 
-fn check_name(name: &str) -> Result<()> {
-    troupe_protocol::validate_name("channel", name).map_err(|e| Error::Invalid(e.to_string()))
+fn check_name(space: Space, name: &str) -> Result<()> {
+    troupe_protocol::validate_name(space.noun(), name).map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// `channel NAME` or `object NAME`, for messages.
+fn what(space: Space, name: &str) -> String {
+    format!("{} {name}", space.noun())
 }
 
 /// Every claim on `name` the network shows, oldest first (live or stale:
 /// see [`first_live`]); one liveliness query, at most `limit`.
-async fn claims_now(session: &Session, name: &str, limit: Duration) -> Result<Vec<String>> {
+async fn claims_now(
+    session: &Session,
+    space: Space,
+    name: &str,
+    limit: Duration,
+) -> Result<Vec<String>> {
     let limit = cap(limit);
     let (handler, mut replies) = crate::session::reply_channel();
     session
         .zenoh()
         .liveliness()
-        .get(session.keys().channel_claims(name))
+        .get(session.keys().channel_claims(space, name))
         .timeout(limit)
         .callback(handler)
         .await
@@ -601,12 +624,13 @@ async fn query(
 /// answer as `T`; `None` when none came within `limit`.
 async fn ask<T: serde::de::DeserializeOwned>(
     session: &Session,
+    space: Space,
     name: &str,
     claim: &str,
     ask: &Ask,
     limit: Duration,
 ) -> Result<Option<T>> {
-    let key = session.keys().channel_query(name, claim);
+    let key = session.keys().channel_query(space, name, claim);
     let answers = query(session, key, ask, limit).await?;
     futures::pin_mut!(answers);
     let Some(sample) = answers.next().await else {
@@ -614,7 +638,7 @@ async fn ask<T: serde::de::DeserializeOwned>(
     };
     serde_json::from_slice(&sample.payload().to_bytes())
         .map(Some)
-        .map_err(|e| Error::Protocol(format!("malformed answer of channel {name}: {e}")))
+        .map_err(|e| Error::Protocol(format!("malformed answer of {}: {e}", what(space, name))))
 }
 
 /// The first of `claims` (oldest first) whose owner answers `info`, with
@@ -622,11 +646,12 @@ async fn ask<T: serde::de::DeserializeOwned>(
 /// passed over.
 async fn first_live(
     session: &Session,
+    space: Space,
     name: &str,
     claims: impl IntoIterator<Item = String>,
 ) -> Result<Option<(String, ChannelInfo)>> {
     for claim in claims {
-        if let Some(info) = ask(session, name, &claim, &Ask::Info, ANSWER).await? {
+        if let Some(info) = ask(session, space, name, &claim, &Ask::Info, ANSWER).await? {
             return Ok(Some((claim, info)));
         }
         tracing::debug!(
@@ -651,7 +676,7 @@ async fn older_is_live(session: &Session, shared: &Shared, other: &str) -> bool 
                 return false;
             }
         }
-        if let Ok(Some(_)) = first_live(session, name, [other.to_string()]).await {
+        if let Ok(Some(_)) = first_live(session, shared.space, name, [other.to_string()]).await {
             return true;
         }
     }
@@ -668,8 +693,12 @@ async fn older_is_live(session: &Session, shared: &Shared, other: &str) -> bool 
 const VERIFY_ATTEMPTS: u32 = 6;
 
 /// The error for a name owned by someone who said who they are.
-fn taken(name: &str, info: &ChannelInfo) -> Error {
-    Error::NameTaken(format!("channel {name} is already owned by {}", info.owner))
+fn taken(space: Space, name: &str, info: &ChannelInfo) -> Error {
+    Error::NameTaken(format!(
+        "{} is already owned by {}",
+        what(space, name),
+        info.owner
+    ))
 }
 
 /// The channels of the realm, as their owners describe them, sorted by name
@@ -678,7 +707,16 @@ fn taken(name: &str, info: &ChannelInfo) -> Error {
 /// # Errors
 /// [`Error::Zenoh`].
 pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInfo>> {
-    let key = session.keys().channel_query("*", "*");
+    list_in(session, Space::Channel, timeout).await
+}
+
+/// [`list`] in `space`.
+pub(crate) async fn list_in(
+    session: &Session,
+    space: Space,
+    timeout: Duration,
+) -> Result<Vec<ChannelInfo>> {
+    let key = session.keys().channel_query(space, "*", "*");
     let answers = query(session, key, &Ask::Info, timeout).await?;
     futures::pin_mut!(answers);
     let mut all = Vec::new();
@@ -704,19 +742,31 @@ pub async fn list(session: &Session, timeout: Duration) -> Result<Vec<ChannelInf
 /// its owner did not answer in time (alive but not receiving), and
 /// [`Error::Invalid`] for a bad name.
 pub async fn ping(session: &Session, name: &str, timeout: Duration) -> Result<Duration> {
-    check_name(name)?;
+    ping_in(session, Space::Channel, name, timeout).await
+}
+
+/// [`ping`] in `space`.
+pub(crate) async fn ping_in(
+    session: &Session,
+    space: Space,
+    name: &str,
+    timeout: Duration,
+) -> Result<Duration> {
+    check_name(space, name)?;
     let timeout = cap(timeout);
     let started = std::time::Instant::now();
-    let claims = claims_now(session, name, timeout).await?;
-    let Some((claim, _)) = first_live(session, name, claims).await? else {
-        return Err(Error::NotFound(format!("no channel named {name}")));
+    let claims = claims_now(session, space, name, timeout).await?;
+    let Some((claim, _)) = first_live(session, space, name, claims).await? else {
+        return Err(Error::NotFound(format!("no {} named {name}", space.noun())));
     };
     let left = timeout.saturating_sub(started.elapsed());
-    let answer: Option<serde_json::Value> = ask(session, name, &claim, &Ask::Ping, left).await?;
+    let answer: Option<serde_json::Value> =
+        ask(session, space, name, &claim, &Ask::Ping, left).await?;
     match answer {
         Some(_) => Ok(started.elapsed()),
         None => Err(Error::Timeout(format!(
-            "channel {name}: its owner did not answer a ping within {} (alive but not receiving?)",
+            "{}: its owner did not answer a ping within {} (alive but not receiving?)",
+            what(space, name),
             fmt_duration(timeout)
         ))),
     }
@@ -733,16 +783,27 @@ impl Channel {
     /// [`Error::NameTaken`] when a live channel has the name,
     /// [`Error::Invalid`] for a bad name or options, [`Error::Zenoh`].
     pub async fn create(session: &Session, name: &str, opts: ChannelOptions) -> Result<Channel> {
-        check_name(name)?;
+        Self::create_in(session, Space::Channel, name, opts).await
+    }
+
+    /// [`Channel::create`] in `space`.
+    pub(crate) async fn create_in(
+        session: &Session,
+        space: Space,
+        name: &str,
+        opts: ChannelOptions,
+    ) -> Result<Channel> {
+        check_name(space, name)?;
         if opts.async_bound == 0 || opts.max_message == 0 {
             return Err(Error::Invalid(format!(
-                "channel {name}: async_bound and max_message must be at least 1"
+                "{}: async_bound and max_message must be at least 1",
+                what(space, name)
             )));
         }
         let limit = session.timeout();
-        let existing = claims_now(session, name, limit).await?;
-        if let Some((_, info)) = first_live(session, name, existing).await? {
-            return Err(taken(name, &info));
+        let existing = claims_now(session, space, name, limit).await?;
+        if let Some((_, info)) = first_live(session, space, name, existing).await? {
+            return Err(taken(space, name, &info));
         }
         let claim = new_claim(session);
         let keys = session.keys();
@@ -750,6 +811,7 @@ impl Channel {
         let tx = Arc::new(tx);
         let zenoh = session.zenoh();
         let shared = Arc::new(Shared {
+            space,
             name: name.to_string(),
             claim: claim.clone(),
             owner: session.identity(),
@@ -767,7 +829,7 @@ impl Channel {
         });
         let queryable = {
             let shared = shared.clone();
-            let own_key = keys.channel_query(name, &claim);
+            let own_key = keys.channel_query(space, name, &claim);
             let runtime = tokio::runtime::Handle::current();
             zenoh
                 .declare_queryable(own_key.clone())
@@ -780,7 +842,7 @@ impl Channel {
             let runtime = tokio::runtime::Handle::current();
             zenoh
                 .liveliness()
-                .declare_subscriber(keys.channel_clients(name, &claim))
+                .declare_subscriber(keys.channel_clients(space, name, &claim))
                 .callback(move |sample: Sample| {
                     if sample.kind() != SampleKind::Delete {
                         return;
@@ -803,7 +865,7 @@ impl Channel {
         };
         let token = zenoh
             .liveliness()
-            .declare_token(keys.channel_claim(name, &claim))
+            .declare_token(keys.channel_claim(space, name, &claim))
             .await
             .map_err(Error::Zenoh)?;
         let claims = {
@@ -811,7 +873,7 @@ impl Channel {
             let runtime = tokio::runtime::Handle::current();
             zenoh
                 .liveliness()
-                .declare_subscriber(keys.channel_claims(name))
+                .declare_subscriber(keys.channel_claims(space, name))
                 .history(true)
                 .callback(move |sample: Sample| {
                     let Some(other) = sample.key_expr().as_str().rsplit('/').next() else {
@@ -862,22 +924,23 @@ impl Channel {
         };
         // A creator elsewhere may have declared its claim while this one did.
         tokio::time::sleep(SETTLE).await;
-        let older: Vec<String> = claims_now(session, name, limit)
+        let older: Vec<String> = claims_now(session, space, name, limit)
             .await?
             .into_iter()
             .filter(|c| *c < claim)
             .collect();
-        if let Some((_, info)) = first_live(session, name, older).await? {
+        if let Some((_, info)) = first_live(session, space, name, older).await? {
             drop(channel);
-            return Err(taken(name, &info));
+            return Err(taken(space, name, &info));
         }
         if let Some(other) = channel.lost() {
             drop(channel);
             return Err(Error::NameTaken(format!(
-                "channel {name} is already owned (claim {other})"
+                "{} is already owned (claim {other})",
+                what(space, name)
             )));
         }
-        tracing::debug!(name, claim = %channel.shared.claim, "channel created");
+        tracing::debug!(name, claim = %channel.shared.claim, "{} created", space.noun());
         Ok(channel)
     }
 
@@ -968,8 +1031,8 @@ impl Channel {
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Timeout(format!(
-                    "nothing on channel {} within {}",
-                    self.shared.name,
+                    "nothing on {} within {}",
+                    self.shared.what(),
                     fmt_duration(timeout)
                 )));
             }
@@ -979,7 +1042,7 @@ impl Channel {
                 .map_or(deadline, |(_, due)| due.min(deadline));
             tokio::select! {
                 open = self.rx.ready() => if !open {
-                    return Err(Error::Gone(format!("channel {}: session closed", self.shared.name)));
+                    return Err(Error::Gone(format!("{}: session closed", self.shared.what())));
                 },
                 () = tokio::time::sleep_until(wake) => {}
             }
@@ -996,8 +1059,8 @@ impl Channel {
                 // Free the name for good: clients see this owner go.
                 self.token = None;
                 return Some(Err(Error::NameLost(format!(
-                    "channel {}: an older claim ({other}) has the name",
-                    self.shared.name
+                    "{}: an older claim ({other}) has the name",
+                    self.shared.what()
                 ))));
             }
             let tick = self.timers.next();
@@ -1045,10 +1108,11 @@ impl Channel {
             }
             Incoming::Ping(query, _) => {
                 self.shared.pings_queued.fetch_sub(1, Ordering::Relaxed);
-                let key = self
-                    .session
-                    .keys()
-                    .channel_query(&self.shared.name, &self.shared.claim);
+                let key = self.session.keys().channel_query(
+                    self.shared.space,
+                    &self.shared.name,
+                    &self.shared.claim,
+                );
                 if let Err(e) = query.reply(key, b"{}".to_vec()).wait() {
                     tracing::debug!(error = %e, "ping answer not sent");
                 }
@@ -1139,8 +1203,8 @@ fn on_message(
             if shared.sync_queued.fetch_add(1, Ordering::Relaxed) >= SYNC_QUEUE {
                 shared.sync_queued.fetch_sub(1, Ordering::Relaxed);
                 request.fail_now(format!(
-                    "channel {} is overloaded: {SYNC_QUEUE} synchronous messages queued",
-                    shared.name
+                    "{} is overloaded: {SYNC_QUEUE} synchronous messages queued",
+                    shared.what()
                 ));
                 return;
             }
@@ -1294,6 +1358,7 @@ pub struct ChannelClient {
 #[derive(Debug)]
 struct ClientInner {
     session: Session,
+    space: Space,
     info: ChannelInfo,
     client: String,
     timeout: Duration,
@@ -1327,6 +1392,7 @@ struct Credit {
 /// The claims on a channel name, as [`Presence`] follows the owner's.
 struct Claims<'a> {
     session: &'a Session,
+    space: Space,
     name: &'a str,
     claims: &'a Members,
 }
@@ -1337,7 +1403,10 @@ impl Roster for Claims<'_> {
     }
 
     async fn alive(&self, claim: &str, limit: Duration) -> Option<bool> {
-        let key = self.session.keys().channel_claim(self.name, claim);
+        let key = self
+            .session
+            .keys()
+            .channel_claim(self.space, self.name, claim);
         any_token(self.session, key, limit, |_| true)
             .await
             .ok()
@@ -1367,11 +1436,22 @@ impl ChannelClient {
         timeout: Duration,
         opts: ClientOptions,
     ) -> Result<Self> {
-        check_name(name)?;
+        Self::connect_in(session, Space::Channel, name, timeout, opts).await
+    }
+
+    /// [`ChannelClient::connect_with`] in `space`.
+    pub(crate) async fn connect_in(
+        session: &Session,
+        space: Space,
+        name: &str,
+        timeout: Duration,
+        opts: ClientOptions,
+    ) -> Result<Self> {
+        check_name(space, name)?;
         let timeout = cap(timeout);
         let deadline = Instant::now() + timeout;
         let keys = session.keys();
-        let claims = Members::follow(session, keys.channel_claims(name)).await?;
+        let claims = Members::follow(session, keys.channel_claims(space, name)).await?;
         let client = endpoint::new_id(session, 'c');
         let pending: Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>> = Arc::default();
         let credit = Arc::new(Credit::default());
@@ -1415,7 +1495,8 @@ impl ChannelClient {
                 let limit = deadline
                     .saturating_duration_since(Instant::now())
                     .min(ANSWER);
-                let answer: Option<ChannelInfo> = ask(session, name, claim, &hello, limit).await?;
+                let answer: Option<ChannelInfo> =
+                    ask(session, space, name, claim, &hello, limit).await?;
                 if let Some(info) = answer {
                     break 'found (claim.clone(), info);
                 }
@@ -1423,12 +1504,14 @@ impl ChannelClient {
             if Instant::now() >= deadline {
                 return Err(if seen.is_empty() {
                     Error::NotFound(format!(
-                        "no channel named {name} (waited {})",
+                        "no {} named {name} (waited {})",
+                        space.noun(),
                         fmt_duration(timeout)
                     ))
                 } else {
                     Error::Timeout(format!(
-                        "channel {name}: its owner did not answer within {}",
+                        "{}: its owner did not answer within {}",
+                        what(space, name),
                         fmt_duration(timeout)
                     ))
                 });
@@ -1440,10 +1523,10 @@ impl ChannelClient {
         let token = session
             .zenoh()
             .liveliness()
-            .declare_token(keys.channel_client(name, &claim, &client))
+            .declare_token(keys.channel_client(space, name, &claim, &client))
             .await
             .map_err(Error::Zenoh)?;
-        let inbox = keys.channel_inbox(name, &claim, &client);
+        let inbox = keys.channel_inbox(space, name, &claim, &client);
         let publisher = session
             .zenoh()
             .declare_publisher(inbox.clone())
@@ -1460,6 +1543,7 @@ impl ChannelClient {
         Ok(ChannelClient {
             inner: Arc::new(ClientInner {
                 session: session.clone(),
+                space,
                 info,
                 client,
                 timeout: cap(opts.timeout.unwrap_or(session.timeout())),
@@ -1488,6 +1572,11 @@ impl ChannelClient {
         &self.inner.info.name
     }
 
+    /// `channel NAME` or `object NAME`, for messages.
+    fn what(&self) -> String {
+        what(self.inner.space, &self.inner.info.name)
+    }
+
     /// This client's id (what the owner's events name).
     pub fn id(&self) -> &str {
         &self.inner.client
@@ -1498,8 +1587,8 @@ impl ChannelClient {
         let max = self.inner.info.max_message;
         if size as u64 > max {
             return Err(Error::TooLarge(format!(
-                "a message of {size} bytes is larger than the {max} bytes channel {} accepts",
-                self.name()
+                "a message of {size} bytes is larger than the {max} bytes {} accepts",
+                self.what()
             )));
         }
         Ok(())
@@ -1509,6 +1598,7 @@ impl ChannelClient {
         let inner = &self.inner;
         Claims {
             session: &inner.session,
+            space: inner.space,
             name: &inner.info.name,
             claims: &inner.claims,
         }
@@ -1558,7 +1648,7 @@ impl ChannelClient {
         let message = message.into();
         self.check_size(&message)?;
         let inner = &self.inner;
-        let name = &inner.info.name;
+        let what = self.what();
         let deadline = Instant::now() + timeout;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -1575,12 +1665,12 @@ impl ChannelClient {
             Waited::Got(Some(reply)) => reply,
             Waited::Gone | Waited::Got(None) => {
                 return Err(Error::Gone(format!(
-                    "channel {name}: its owner went away with the message pending"
+                    "{what}: its owner went away with the message pending"
                 )))
             }
             Waited::Deadline => {
                 return Err(Error::Timeout(format!(
-                    "no reply from channel {name} within {}",
+                    "no reply from {what} within {}",
                     fmt_duration(timeout)
                 )))
             }
@@ -1588,15 +1678,15 @@ impl ChannelClient {
         match frame.kind {
             FrameType::Final => Ok(Message::from_parts(frame.content, frame.header, body)),
             FrameType::Failure => Err(Error::Refused(format!(
-                "channel {name}: {}",
+                "{what}: {}",
                 String::from_utf8_lossy(&body.to_bytes())
             ))),
             FrameType::Dropped => Err(Error::Gone(format!(
-                "channel {name}: {}",
+                "{what}: {}",
                 String::from_utf8_lossy(&body.to_bytes())
             ))),
             other => Err(Error::Protocol(format!(
-                "unexpected {other:?} frame in a reply of channel {name}"
+                "unexpected {other:?} frame in a reply of {what}"
             ))),
         }
     }
@@ -1634,10 +1724,7 @@ impl ChannelClient {
     /// the watch of the claims shows it).
     async fn check_owner(&self) -> Result<()> {
         if self.owner_gone(Instant::now() + self.inner.timeout).await {
-            return Err(Error::Gone(format!(
-                "channel {}: its owner went away",
-                self.name()
-            )));
+            return Err(Error::Gone(format!("{}: its owner went away", self.what())));
         }
         Ok(())
     }
@@ -1689,8 +1776,8 @@ impl ChannelClient {
 
     fn full(&self) -> Error {
         Error::Full(format!(
-            "channel {}: {} asynchronous messages sent and not yet received",
-            self.name(),
+            "{}: {} asynchronous messages sent and not yet received",
+            self.what(),
             self.inner.info.async_bound
         ))
     }
@@ -1718,13 +1805,10 @@ impl ChannelClient {
         };
         match self.while_owner_lives(deadline, room).await {
             Waited::Got(seq) => Ok(seq),
-            Waited::Gone => Err(Error::Gone(format!(
-                "channel {}: its owner went away",
-                self.name()
-            ))),
+            Waited::Gone => Err(Error::Gone(format!("{}: its owner went away", self.what()))),
             Waited::Deadline => Err(Error::Full(format!(
-                "channel {}: no room within {} ({} asynchronous messages sent and not yet received)",
-                self.name(),
+                "{}: no room within {} ({} asynchronous messages sent and not yet received)",
+                self.what(),
                 fmt_duration(inner.timeout),
                 inner.info.async_bound
             ))),
@@ -1774,17 +1858,25 @@ impl ChannelClient {
         let timeout = cap(timeout);
         let inner = &self.inner;
         let (name, claim) = (&inner.info.name, &inner.info.claim);
+        let what = self.what();
         let started = std::time::Instant::now();
-        let answer: Option<serde_json::Value> =
-            ask(&inner.session, name, claim, &Ask::Ping, timeout).await?;
+        let answer: Option<serde_json::Value> = ask(
+            &inner.session,
+            inner.space,
+            name,
+            claim,
+            &Ask::Ping,
+            timeout,
+        )
+        .await?;
         if answer.is_some() {
             return Ok(started.elapsed());
         }
         if self.owner_gone(Instant::now() + CONFIRM).await {
-            return Err(Error::Gone(format!("channel {name}: its owner is gone")));
+            return Err(Error::Gone(format!("{what}: its owner is gone")));
         }
         Err(Error::Timeout(format!(
-            "channel {name}: its owner did not answer a ping within {} (alive but not receiving?)",
+            "{what}: its owner did not answer a ping within {} (alive but not receiving?)",
             fmt_duration(timeout)
         )))
     }

@@ -56,6 +56,11 @@ pub enum Error {
     /// A message is larger than the other side accepts; nothing was sent.
     #[error("too large: {0}")]
     TooLarge(String),
+    /// A remote object answered a call with a JSON-RPC error: method not
+    /// found, invalid params, an internal or an application error (see
+    /// [`RpcError`](crate::object::RpcError)'s code).
+    #[error("remote call failed: {0}")]
+    Rpc(crate::object::RpcError),
     /// The server failed (internal error) or does not speak our protocol
     /// version.
     #[error("server error: {0}")]
@@ -92,6 +97,14 @@ impl Error {
     /// Whether this is a [`Error::Gone`].
     pub fn is_gone(&self) -> bool {
         matches!(self, Error::Gone(_))
+    }
+
+    /// The JSON-RPC error of a remote call, if this is one.
+    pub fn rpc(&self) -> Option<&crate::object::RpcError> {
+        match self {
+            Error::Rpc(e) => Some(e),
+            _ => None,
+        }
     }
 
     /// Whether the server is gone: [`Error::ServerDied`] or

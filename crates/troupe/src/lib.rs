@@ -21,6 +21,17 @@
 //!   ([`channel`]): a [`Channel`] receives synchronous and asynchronous
 //!   messages, timer ticks and disconnect notices; a [`ChannelClient`]
 //!   sends to it and pings it.
+//! - Remote objects ([`object`](mod@object)): an object's methods and attributes
+//!   shared under an id ([`object::serve`], `#[troupe::object]`) and called
+//!   from anywhere with JSON-RPC 2.0 ([`Session::object`]).
+//! - Distributed logging ([`log`]): an application's `tracing` (and `log`)
+//!   records published on the network without ever blocking it
+//!   ([`log::init`]), followed from anywhere ([`log::follow`]), the latest
+//!   kept by each server ([`log::recent`]).
+//! - Hierarchical status ([`status`]): one JSON tree for the realm, kept by
+//!   the servers, updated in parts ([`StatusUpdater`]), read
+//!   ([`status::read`]) and followed with a snapshot and no gap
+//!   ([`status::follow`]).
 //! - [`Session`]: the Zenoh session under all of them.
 //!
 //! Handles are cheap clones, `Send` and `Sync`. Every call has a deadline
@@ -125,19 +136,26 @@
 //! # }
 //! ```
 
+// So that the `::troupe::...` paths that `#[troupe::object]` writes work
+// inside this crate too (its own tests and examples).
+extern crate self as troupe;
+
 pub mod channel;
 mod endpoint;
 mod error;
 mod events;
 mod feed;
 mod instance;
+pub mod log;
 mod message;
+pub mod object;
 mod output;
 pub mod pubsub;
 mod queue;
 pub mod reqrep;
 mod server;
 mod session;
+pub mod status;
 mod this;
 
 pub use channel::{
@@ -146,13 +164,28 @@ pub use channel::{
 pub use error::{Error, Result};
 pub use events::EventStream;
 pub use instance::Instance;
+pub use log::{LogEvent, LogFilter, LogFollower, LogHandle, LogLevel, LogRecord, NetworkLayer};
 pub use message::{Content, Message};
+pub use object::{ObjectClient, ObjectServer, RpcError};
 pub use output::OutputStream;
 pub use pubsub::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
 pub use reqrep::{ReplyStream, Request, Requester, RequesterOptions, Responder};
 pub use server::Server;
 pub use session::{Mode, Session, SessionOptions};
+pub use status::{StatusFollower, StatusOp, StatusUpdate, StatusUpdater};
 pub use this::{StopNotifier, This};
+
+/// `#[troupe::object]`: remote dispatch and a typed client for an `impl`
+/// block (the macro lives beside the module [`object`](mod@object), as serde's
+/// `Serialize` derive beside its trait).
+pub use troupe_macros::object;
+
+/// What the code written by `#[troupe::object]` uses. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+    pub use serde_json;
+}
 
 pub use troupe_protocol::{
     AppInfo, Hello, InstanceInfo, OutputLine, State, StateChange, StateEvent, Stream as OutputKind,

@@ -72,6 +72,8 @@ struct Inner {
     /// Who this session speaks for (`server/app/id`), once a [`crate::This`]
     /// holds it.
     identity: std::sync::OnceLock<String>,
+    /// The name of the server this session is connected to, once asked.
+    server_name: tokio::sync::OnceCell<String>,
 }
 
 /// A server's liveliness as a watch, and the subscription that feeds it.
@@ -144,6 +146,7 @@ impl Session {
                 timeout,
                 alive: Default::default(),
                 identity: Default::default(),
+                server_name: Default::default(),
             }),
         })
     }
@@ -183,6 +186,26 @@ impl Session {
     /// Records who this session speaks for (first call wins).
     pub(crate) fn set_identity(&self, identity: String) {
         let _ = self.inner.identity.set(identity);
+    }
+
+    /// The name of the troupe server this session is connected to. Asked
+    /// once (a `hello` to the servers of the realm: the one whose router the
+    /// session is connected to is the one), then remembered.
+    ///
+    /// # Errors
+    /// [`Error::ServerUnreachable`] when no server answers within the
+    /// session's timeout.
+    pub async fn server_name(&self) -> Result<String> {
+        let discover = || async {
+            crate::server::discover(self, self.timeout())
+                .await
+                .map(|hello| hello.server)
+        };
+        self.inner
+            .server_name
+            .get_or_try_init(discover)
+            .await
+            .cloned()
     }
 
     /// The endpoint this session connected to.

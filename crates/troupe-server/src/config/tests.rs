@@ -46,6 +46,8 @@ fn the_embedded_example_parses() {
             "echo-responder",
             "counter-client",
             "counter-channel",
+            "camera-client",
+            "camera-object",
         ]
     );
     assert_eq!(c.listen, [DEFAULT_ENDPOINT]);
@@ -76,6 +78,8 @@ fn the_embedded_example_parses() {
         "echo-responder",
         "counter-client",
         "counter-channel",
+        "camera-client",
+        "camera-object",
     ] {
         let a = c.app(name).unwrap();
         assert_eq!((a.executable.as_str(), a.args.len()), (name, 0));
@@ -83,7 +87,7 @@ fn the_embedded_example_parses() {
     let embedded = Config::embedded();
     assert_eq!(
         (embedded.source.as_str(), embedded.apps.len()),
-        (EMBEDDED, 12)
+        (EMBEDDED, 14)
     );
 }
 

@@ -26,6 +26,10 @@
 //! | `starter APP [ARGS..]` | troupe-aware: starts APP with ARGS linked to itself (`This::start`) and again unlinked (`This::start_unlinked`), prints `linked ID` and `unlinked ID`, exits 0 at a line on stdin |
 //! | `channel-owner NAME [echo\|hold] [bound N] [max N]` | troupe-aware: creates the channel NAME (async bound N, largest message N bytes), prints `ready` (or `taken: REASON` and exits 2 when the name is taken); then receives: `echo` (default) answers each synchronous message with itself, `hold` keeps them unanswered and prints `holding <n>`; prints `async TEXT` for an asynchronous message and `disconnected CLIENT` for a notice; on stop drops the channel and exits 0 |
 //! | `channel-client NAME` | troupe-aware: connects to the channel NAME, prints `connected <client id>`, then sleeps until killed |
+//! | `status-emit PATH JSON [PATH JSON..]` | troupe-aware: emits each JSON value at its PATH in the realm's status tree, flushes, prints `emitted SEQ` (the server's number of the last one), exits 0 |
+//! | `status-count PATH N` | troupe-aware: emits `1` .. `N` at PATH as fast as it can, prints `counting` after the first, flushes, prints `counted N`, exits 0 |
+//! | `log N LEVEL [OPTION..]` | troupe-aware: installs distributed logging (`troupe::log::init_with` at LEVEL) and logs `record 1` .. `record N` at LEVEL with the field `n` (the number), as fast as it can; then flushes, prints `logged N in MS ms: sent S dropped D` and sets it as its result, exits 0. Options: `bridge` logs through the `log` crate instead of `tracing`; `quiet` prints nothing on stderr; `queue Q` sets the layer's queue |
+//! | `object ID` | troupe-aware: serves a [`troupe_testkit::probe::Probe`] under the object id ID, prints `serving` (or `taken: REASON` and exits 2), runs until stopped (prints `stopped`) |
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -177,6 +181,10 @@ async fn main() {
         "starter-on" => starter_on(&args).await,
         "channel-owner" => channel_owner(&args).await,
         "channel-client" => channel_client(&args).await,
+        "status-emit" => status_emit(&args).await,
+        "status-count" => status_count(&args).await,
+        "object" => object(&args).await,
+        "log" => log_records(&args).await,
         other => {
             eprintln!("troupe-fixture: unknown mode {other:?}");
             std::process::exit(64);
@@ -600,4 +608,116 @@ async fn channel_client(args: &[String]) {
     say(format!("connected {}", client.id()));
     tokio::time::sleep(Duration::from_secs(1000)).await;
     drop(client);
+}
+
+/// `object ID`: see the table above.
+async fn object(args: &[String]) {
+    let id = arg(args, 1, "id");
+    let this = init().await;
+    let mut stop = this.on_stop().await.expect("on_stop");
+    let probe = troupe_testkit::probe::Probe::default();
+    let mut served = match troupe::object::serve(this.server().session(), &id, probe).await {
+        Ok(served) => served,
+        Err(troupe::Error::NameTaken(e)) => {
+            say(format!("taken: {e}"));
+            std::process::exit(2);
+        }
+        Err(e) => panic!("troupe-fixture: serve object {id}: {e}"),
+    };
+    say("serving");
+    tokio::select! {
+        () = stop.wait() => {}
+        e = served.closed() => say(format!("ended: {e}")),
+    }
+    served.stop().await;
+    say("stopped");
+}
+
+/// `log N LEVEL [bridge] [quiet] [queue Q]`: see the table above.
+async fn log_records(args: &[String]) {
+    let n: u64 = arg(args, 1, "count").parse().expect("count");
+    let level: tracing::Level = arg(args, 2, "level").parse().expect("level");
+    let options = &args[3..];
+    let has = |o: &str| options.iter().any(|x| x == o);
+    let queue = options.iter().position(|o| o == "queue").map(|i| {
+        arg(options, i + 1, "queue size")
+            .parse()
+            .expect("queue size")
+    });
+    let this = This::init().await.expect("This::init");
+    let opts = troupe::log::LogOptions {
+        level,
+        stderr: !has("quiet"),
+        queue: queue.unwrap_or(troupe::log::LogOptions::default().queue),
+        ..troupe::log::LogOptions::default()
+    };
+    let logs = troupe::log::init_with(this.server().session(), opts)
+        .await
+        .expect("log init");
+    let bridge = has("bridge");
+    let start = std::time::Instant::now();
+    for i in 1..=n {
+        if bridge {
+            let level = match level {
+                tracing::Level::TRACE => log::Level::Trace,
+                tracing::Level::DEBUG => log::Level::Debug,
+                tracing::Level::INFO => log::Level::Info,
+                tracing::Level::WARN => log::Level::Warn,
+                _ => log::Level::Error,
+            };
+            log::log!(level, "record {i}");
+        } else {
+            match level {
+                tracing::Level::TRACE => tracing::trace!(n = i, "record {i}"),
+                tracing::Level::DEBUG => tracing::debug!(n = i, "record {i}"),
+                tracing::Level::INFO => tracing::info!(n = i, "record {i}"),
+                tracing::Level::WARN => tracing::warn!(n = i, "record {i}"),
+                _ => tracing::error!(n = i, "record {i}"),
+            }
+        }
+    }
+    let ms = start.elapsed().as_millis();
+    logs.flush(Duration::from_secs(15)).await.expect("flush");
+    let said = format!(
+        "logged {n} in {ms} ms: sent {} dropped {}",
+        logs.sent(),
+        logs.dropped()
+    );
+    println!("{said}");
+    this.set_result(said.as_bytes()).await.expect("set_result");
+}
+
+/// `status-emit PATH JSON [PATH JSON..]`: see the table above.
+async fn status_emit(args: &[String]) {
+    let this = init().await;
+    let updater = troupe::StatusUpdater::new(this.server().session())
+        .await
+        .expect("status updater");
+    for pair in args[1..].chunks(2) {
+        let [path, json] = pair else {
+            panic!("troupe-fixture: status-emit takes PATH JSON pairs");
+        };
+        let value: serde_json::Value = serde_json::from_str(json).expect("a JSON value");
+        updater.emit(path, &value).await.expect("emit");
+    }
+    let seq = updater.flush(WAIT).await.expect("flush");
+    say(format!("emitted {seq}"));
+}
+
+/// `status-count PATH N`: see the table above.
+async fn status_count(args: &[String]) {
+    let path = arg(args, 1, "path");
+    let n: u64 = num(args, 2, "count");
+    let this = init().await;
+    let updater = troupe::StatusUpdater::new(this.server().session())
+        .await
+        .expect("status updater");
+    for i in 1..=n {
+        updater.emit(&path, &i).await.expect("emit");
+        if i == 1 {
+            say("counting");
+        }
+    }
+    updater.flush(WAIT).await.expect("flush");
+    say(format!("counted {n}"));
 }

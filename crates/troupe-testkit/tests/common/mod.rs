@@ -284,6 +284,11 @@ name = "channel-client"
 executable = "FIXTURE"
 args = ["channel-client"]
 multiple = "unlimited"
+[[app]]
+name = "probe"
+executable = "FIXTURE"
+args = ["object"]
+multiple = "unlimited"
 "#;
 
 /// A server running [`PATTERN_APPS`], and a client connected to it.
