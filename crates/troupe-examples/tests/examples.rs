@@ -259,6 +259,54 @@ async fn camera_client_drives_the_camera_through_its_typed_client_and_stops_it()
             "stopped serving camera",
         ]
     );
+
+    // Its last state is in the status tree, kept by the server after the
+    // camera ended, and its log records are in the server's ring.
+    let session = server.session();
+    let tree = within(
+        "status",
+        troupe::status::read(session, &["camera.camera"], TIMEOUT),
+    )
+    .await;
+    assert_eq!(
+        tree["camera"]["camera"],
+        serde_json::json!({"exposure": 0.025, "fps": 40.0, "frames_grabbed": 3, "shutter_open": false}),
+        "{tree}"
+    );
+    let filter = troupe::log::LogFilter {
+        app: Some("camera-object".into()),
+        ..troupe::log::LogFilter::default()
+    };
+    let records = within(
+        "logs",
+        troupe::log::recent(session, &filter, Some(100), TIMEOUT),
+    )
+    .await;
+    let said: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let call = r
+                .fields
+                .get("call")
+                .map_or(String::new(), |c| format!(" {c}"));
+            format!("{} {}{call}", r.level, r.message)
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "INFO serving the camera",
+            "INFO served \"open_shutter\"",
+            "INFO served \"set exposure\"",
+            "INFO served \"grab\"",
+            "WARN refused \"set exposure\"",
+            "INFO served \"close_shutter\"",
+            "WARN refused \"grab\"",
+            "INFO served \"status\"",
+            "INFO stopped serving",
+        ],
+        "{records:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
