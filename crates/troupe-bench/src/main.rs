@@ -22,8 +22,11 @@
 //! messages per second against raw Zenoh and TCP streams), `object`
 //! (remote calls: calls per second and p50/p99 against raw Zenoh
 //! get/queryable carrying the same JSON-RPC bytes, the channel's send of
-//! those bytes, plain raw Zenoh get/queryable and TCP). Each far end is
-//! this program re-executed as `--peer KIND PLACEMENT ARGS...`.
+//! those bytes, plain raw Zenoh get/queryable and TCP), `status` (status
+//! updates per second from an emitter process through a troupe server to a
+//! follower, against raw Zenoh through a router, raw Zenoh re-put by a
+//! router's subscriber, and raw TCP through a relay process). Each far end
+//! is this program re-executed as `--peer KIND PLACEMENT ARGS...`.
 //!
 //! `--quick` runs each scenario briefly and asserts nothing about speed. In
 //! a full run, a troupe subject that fails leaves a note (FAILED, and why)
@@ -45,11 +48,14 @@ mod rtt;
 mod server_proc;
 mod spawn;
 mod stats;
+mod status;
+mod status_floor;
 mod tcp;
 mod thr;
 mod troupe_channel;
 mod troupe_object;
 mod troupe_patterns;
+mod troupe_status;
 mod wire;
 mod zenoh_raw;
 #[cfg(feature = "zmq")]
@@ -70,7 +76,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Scenarios to run (default: all): spawn, control, mem, rtt, thr,
-    /// fanout, channel, object.
+    /// fanout, channel, object, status.
     scenarios: Vec<String>,
     /// Internal: run a server on this configuration file and port.
     #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
@@ -80,8 +86,8 @@ struct Args {
     peer: Option<Vec<String>>,
 }
 
-const ALL: [&str; 8] = [
-    "spawn", "control", "mem", "rtt", "thr", "fanout", "channel", "object",
+const ALL: [&str; 9] = [
+    "spawn", "control", "mem", "rtt", "thr", "fanout", "channel", "object", "status",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -134,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                 "fanout" => fanout::fanout(&mut report, args.quick).await?,
                 "channel" => channel::channel(&mut report, args.quick).await?,
                 "object" => object::object(&mut report, args.quick).await?,
+                "status" => status::status(&mut report, args.quick).await?,
                 _ => unreachable!("checked above"),
             }
         }

@@ -20,9 +20,8 @@
 //!   ([`crate::tcp::RttTcp`]).
 //!
 //! Both ends pinned to one CPU, then unpinned, as in `rtt`. The status
-//! update throughput of issue #6 will be a scenario of its own beside this
-//! one (`status.rs`, one line in `main.rs`'s list), with the method of
-//! `thr`.
+//! update throughput of issue #6 is a scenario of its own beside this one
+//! ([`crate::status`]).
 
 use crate::pin::Placement;
 use crate::report::{figure, Report, Role, Row};

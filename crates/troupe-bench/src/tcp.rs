@@ -67,7 +67,7 @@ fn read_len(r: &mut impl Read) -> std::io::Result<Option<usize>> {
 }
 
 /// A loopback listener on a free port, and its address.
-fn listen() -> anyhow::Result<(TcpListener, String)> {
+pub(crate) fn listen() -> anyhow::Result<(TcpListener, String)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?.to_string();
     Ok((l, addr))
@@ -75,7 +75,11 @@ fn listen() -> anyhow::Result<(TcpListener, String)> {
 
 /// Accepts `n` connections from the peers, bounded; fails early if a peer
 /// exits.
-fn accept(l: &TcpListener, n: usize, peers: &mut Peers) -> anyhow::Result<Vec<TcpStream>> {
+pub(crate) fn accept(
+    l: &TcpListener,
+    n: usize,
+    peers: &mut Peers,
+) -> anyhow::Result<Vec<TcpStream>> {
     l.set_nonblocking(true)?;
     let end = Instant::now() + WAIT;
     let mut out = Vec::with_capacity(n);
@@ -104,7 +108,7 @@ fn accept(l: &TcpListener, n: usize, peers: &mut Peers) -> anyhow::Result<Vec<Tc
 }
 
 /// Connects a peer to the bench.
-fn connect(addr: &str) -> anyhow::Result<TcpStream> {
+pub(crate) fn connect(addr: &str) -> anyhow::Result<TcpStream> {
     let s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.set_read_timeout(Some(IDLE))?;
@@ -336,7 +340,7 @@ pub fn sink(addr: &str, id: u32) -> anyhow::Result<()> {
 /// the length of a frame, and the bytes of a frame of
 /// [`wire::MARKER_LEN`] bytes (a marker), are kept.
 #[derive(Debug, Default)]
-struct Frames {
+pub(crate) struct Frames {
     header: Vec<u8>,
     /// Bytes of the current frame still to come, once its header is read.
     left: Option<usize>,
@@ -347,7 +351,7 @@ struct Frames {
 impl Frames {
     /// Takes the next bytes; calls `frame(len, bytes of a short frame)` at
     /// the end of every frame.
-    fn feed(
+    pub(crate) fn feed(
         &mut self,
         mut data: &[u8],
         mut frame: impl FnMut(usize, &[u8]) -> anyhow::Result<()>,

@@ -95,7 +95,11 @@ pub(crate) async fn server() -> anyhow::Result<(ServerProcess, Server)> {
 
 /// The instance of `app` once a far end has attached it (bounded; fails
 /// early if a far end exits).
-async fn attached(server: &Server, app: &str, peers: &mut Peers) -> anyhow::Result<Instance> {
+pub(crate) async fn attached(
+    server: &Server,
+    app: &str,
+    peers: &mut Peers,
+) -> anyhow::Result<Instance> {
     let end = Instant::now() + WAIT;
     loop {
         if let Ok(instance) = server.find(app).await {

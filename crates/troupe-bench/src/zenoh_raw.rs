@@ -72,13 +72,9 @@ fn routed_config(router: &str) -> anyhow::Result<zenoh::Config> {
     Ok(c)
 }
 
-/// Peer `zenoh-router ENDPOINT`: a Zenoh router listening on ENDPOINT,
-/// multicast scouting off, as a troupe server runs it.
-///
-/// # Errors
-///
-/// The session failed to open.
-pub fn router(endpoint: &str) -> anyhow::Result<()> {
+/// A router listening on `endpoint`, multicast scouting off, as a troupe
+/// server runs it.
+pub(crate) fn router_config(endpoint: &str) -> anyhow::Result<zenoh::Config> {
     let mut c = zenoh::Config::default();
     for (key, value) in [
         ("mode", "\"router\"".to_string()),
@@ -88,7 +84,17 @@ pub fn router(endpoint: &str) -> anyhow::Result<()> {
         c.insert_json5(key, &value)
             .map_err(|e| anyhow::anyhow!("zenoh configuration {key} = {value}: {e}"))?;
     }
-    let _session = z(zenoh::open(c).wait())?;
+    Ok(c)
+}
+
+/// Peer `zenoh-router ENDPOINT`: a Zenoh router listening on ENDPOINT,
+/// multicast scouting off, as a troupe server runs it.
+///
+/// # Errors
+///
+/// The session failed to open.
+pub fn router(endpoint: &str) -> anyhow::Result<()> {
+    let _session = z(zenoh::open(router_config(endpoint)?).wait())?;
     // Until the bench closes standard input (see peer.rs).
     loop {
         std::thread::sleep(Duration::from_secs(1));

@@ -198,7 +198,11 @@ impl Status {
 
     /// An update published by a server (this one's own are already applied).
     fn on_update(&self, sample: &Sample) {
-        if sample.kind() != SampleKind::Put {
+        // Its own updates come back through the local subscription: they
+        // are already applied, and their key says so without parsing.
+        if sample.kind() != SampleKind::Put
+            || sample.key_expr().as_str().rsplit('/').next() == Some(self.origin.as_str())
+        {
             return;
         }
         let update = match serde_json::from_slice::<StatusUpdate>(&sample.payload().to_bytes()) {
