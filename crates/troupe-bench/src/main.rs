@@ -25,7 +25,12 @@
 //! those bytes, plain raw Zenoh get/queryable and TCP), `status` (status
 //! updates per second from an emitter process through a troupe server to a
 //! follower, against raw Zenoh through a router, raw Zenoh re-put by a
-//! router's subscriber, and raw TCP through a relay process). Each far end
+//! router's subscriber, and raw TCP through a relay process), `device`
+//! (devices and parameters: get round trips per second and p50/p99 of a
+//! small and a 1 KiB value against raw Zenoh get/queryable carrying the
+//! same JSON; updates delivered per second from one publisher to 100
+//! subscriptions in 4 processes against raw Zenoh put of the same bytes).
+//! Each far end
 //! is this program re-executed as `--peer KIND PLACEMENT ARGS...`.
 //!
 //! `--quick` runs each scenario briefly and asserts nothing about speed. In
@@ -38,6 +43,7 @@
 //! peers and its servers.
 
 mod channel;
+mod device;
 mod fanout;
 mod jsonrpc;
 mod object;
@@ -76,7 +82,7 @@ struct Args {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Scenarios to run (default: all): spawn, control, mem, rtt, thr,
-    /// fanout, channel, object, status.
+    /// fanout, channel, object, status, device.
     scenarios: Vec<String>,
     /// Internal: run a server on this configuration file and port.
     #[arg(long, hide = true, num_args = 2, value_names = ["CONFIG", "ENDPOINT"])]
@@ -86,8 +92,8 @@ struct Args {
     peer: Option<Vec<String>>,
 }
 
-const ALL: [&str; 9] = [
-    "spawn", "control", "mem", "rtt", "thr", "fanout", "channel", "object", "status",
+const ALL: [&str; 10] = [
+    "spawn", "control", "mem", "rtt", "thr", "fanout", "channel", "object", "status", "device",
 ];
 
 fn main() -> anyhow::Result<()> {
@@ -141,6 +147,7 @@ fn main() -> anyhow::Result<()> {
                 "channel" => channel::channel(&mut report, args.quick).await?,
                 "object" => object::object(&mut report, args.quick).await?,
                 "status" => status::status(&mut report, args.quick).await?,
+                "device" => device::device(&mut report, args.quick).await?,
                 _ => unreachable!("checked above"),
             }
         }

@@ -42,12 +42,14 @@ const TARGET: f64 = 1.3;
 /// The subject the target is set against.
 const AGAINST: &str = crate::jsonrpc::NAME;
 
-/// The text's sizes: 0 B, 100 B, 1000 B, 10000 B (quick: 0 B and 1000 B).
+/// The text's sizes: 0 B, 100 B, 1000 B, 10000 B, 64 KiB and 1 MiB (quick:
+/// 0 B and 1000 B). The large ones show what JSON costs when the payload
+/// is large, beside raw Zenoh carrying the same JSON-RPC bytes.
 fn sizes(quick: bool) -> Vec<usize> {
     if quick {
         vec![0, 1000]
     } else {
-        vec![0, 100, 1000, 10_000]
+        vec![0, 100, 1000, 10_000, 64 << 10, 1 << 20]
     }
 }
 
@@ -274,7 +276,7 @@ mod tests {
     fn cases_name_the_size_and_the_figure() {
         assert_eq!(case(0, false), "0 B call");
         assert_eq!(case(10_000, true), "10000 B call, p50");
-        assert_eq!(sizes(false), [0, 100, 1000, 10_000]);
+        assert_eq!(sizes(false), [0, 100, 1000, 10_000, 65_536, 1_048_576]);
     }
 
     #[test]

@@ -49,6 +49,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "troupe-pub" => crate::troupe_patterns::publisher(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "troupe-channel-owner" => crate::troupe_channel::owner(arg(rest, 0)?, arg(rest, 1)?),
         "troupe-object-server" => crate::troupe_object::object_server(arg(rest, 0)?, arg(rest, 1)?),
+        "troupe-device-service" => crate::device::device_service(arg(rest, 0)?),
+        "zenoh-device-queryable" => crate::device::zenoh_queryable(arg(rest, 0)?),
+        "troupe-device-sink" => crate::device::troupe_sink(
+            arg(rest, 0)?,
+            arg(rest, 1)?,
+            arg(rest, 2)?.parse()?,
+            arg(rest, 3)?.parse()?,
+        ),
+        "zenoh-device-sink" => crate::device::zenoh_sink(
+            arg(rest, 0)?,
+            arg(rest, 1)?.parse()?,
+            arg(rest, 2)?.parse()?,
+        ),
         "troupe-sink" => crate::troupe_patterns::sink(
             arg(rest, 0)?,
             arg(rest, 1)?.parse()?,

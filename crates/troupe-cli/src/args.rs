@@ -152,6 +152,44 @@ pub enum Command {
     ///
     /// Exit status as for `call`.
     Attr(AttrArgs),
+    /// List the device services of the realm: name, server id, prefix,
+    /// whether they publish per selector, first-update policy, devices and
+    /// their properties, owner.
+    ///
+    /// One row per device. With no service, prints nothing on stdout (`[]`
+    /// with --json) and says so on stderr. Exit status: 0; 2 on errors.
+    Devices(DevicesArgs),
+    /// Read a property of a device and print its value as JSON.
+    ///
+    /// With --json, prints the header too: {"header": {"time_unix_ns",
+    /// "selector", "seq", "epoch"}, "value": ...}.
+    ///
+    /// Exit status: 0; 1 when the device failed the read (its reason on
+    /// stderr); 2 on errors (bad address, no service serves the device, no
+    /// such property, no answer within --timeout, ...).
+    Get(GetArgs),
+    /// Write a JSON value to a property of a device.
+    ///
+    /// VALUE is JSON: 2.5, -1, '"text"', '{"a": [1, 2]}'. Returns once the
+    /// service accepted it.
+    ///
+    /// Exit status: 0; 1 when the device refused the value (its reason on
+    /// stderr); 2 on errors (bad JSON or address, no service serves the
+    /// device, no such property, no answer within --timeout, ...).
+    Set(SetArgs),
+    /// Print each update of a property of a device, until Ctrl-C or
+    /// SIGTERM.
+    ///
+    /// One line per update: "TIME [SELECTOR] VALUE" (the value as compact
+    /// JSON), or "TIME [SELECTOR] error: MESSAGE" for an error the device
+    /// published; errors do not end it. With --json, one JSON object per
+    /// update: {"device", "property", "header", "value" or "error"}. Under
+    /// a first-update policy `current`, the first line is the current value.
+    /// With no service serving the device yet, waits for one.
+    ///
+    /// Exit status: 0 when stopped; 2 on errors (bad address, no such
+    /// property, unreachable server).
+    Monitor(MonitorArgs),
     /// Print the log records the servers of the realm keep, merged by time.
     ///
     /// Each server keeps the latest 1000 records (at most 1 MiB) of its
@@ -502,6 +540,77 @@ pub struct AttrArgs {
     /// Longest wait for the object to appear and answer.
     #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
     pub timeout: Duration,
+}
+
+/// `devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Only the services under this prefix (default: every prefix).
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a property is read, written or monitored.
+#[derive(Debug, Args)]
+pub struct DeviceOptions {
+    /// The selector (a cycle, a user...); a service that is not
+    /// selector-aware ignores it.
+    #[arg(long, value_name = "S")]
+    pub selector: Option<String>,
+    /// The prefix of the service's keys (default: the realm).
+    #[arg(long, value_name = "P")]
+    pub prefix: Option<String>,
+}
+
+/// `get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The property: DEVICE/PROPERTY.
+    #[arg(value_name = "DEVICE/PROPERTY")]
+    pub address: String,
+    /// Selector and prefix.
+    #[command(flatten)]
+    pub options: DeviceOptions,
+    /// Longest wait for the answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+    /// Print the header and the value as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// The property: DEVICE/PROPERTY.
+    #[arg(value_name = "DEVICE/PROPERTY")]
+    pub address: String,
+    /// The value, as JSON.
+    #[arg(value_name = "JSON", allow_negative_numbers = true)]
+    pub value: String,
+    /// Selector and prefix.
+    #[command(flatten)]
+    pub options: DeviceOptions,
+    /// Longest wait for the answer.
+    #[arg(long, value_name = "D", default_value = "5s", value_parser = duration)]
+    pub timeout: Duration,
+}
+
+/// `monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    /// The property: DEVICE/PROPERTY.
+    #[arg(value_name = "DEVICE/PROPERTY")]
+    pub address: String,
+    /// Selector and prefix.
+    #[command(flatten)]
+    pub options: DeviceOptions,
+    /// Print each update as a JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which log records `logs` and `logdump` take.

@@ -85,6 +85,10 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Describe(a) => objects::describe(&cli, a).await,
         Command::Call(a) => objects::call(&cli, a).await,
         Command::Attr(a) => objects::attr(&cli, a).await,
+        Command::Devices(a) => crate::devices::devices(&cli, a).await,
+        Command::Get(a) => crate::devices::get(&cli, a).await,
+        Command::Set(a) => crate::devices::set(&cli, a).await,
+        Command::Monitor(a) => crate::devices::monitor(&cli, a).await,
         Command::Logs(a) => crate::logs::logs(&cli, a).await,
         Command::Logdump(a) => crate::logs::logdump(&cli, a).await,
         Command::Apps(f) => {

@@ -9,7 +9,9 @@
 //! and the object commands (`troupe objects|describe|call|attr`) its remote
 //! objects by id. `troupe logs` and `troupe logdump` read, follow and dump
 //! the realm's log records. `troupe status` prints, follows and changes
-//! the realm's status tree.
+//! the realm's status tree. The device commands (`troupe
+//! devices|get|set|monitor`) reach the properties of the realm's device
+//! services by `DEVICE/PROPERTY`.
 //!
 //! Exit status: 0 on success; 1 when the command worked but the instance did
 //! not succeed (`wait` on an instance that ended in error, `exec` of an app
@@ -23,6 +25,7 @@
 mod args;
 mod channel;
 mod console;
+mod devices;
 mod logs;
 mod objects;
 mod patterns;

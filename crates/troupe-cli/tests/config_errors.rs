@@ -128,3 +128,15 @@ fn check_of_a_file_names_it_and_its_apps() {
     );
     assert!(summary.ends_with("1 application: solo"), "{out:#?}");
 }
+
+#[test]
+fn bad_device_setting_is_refused_with_file_line_and_key() {
+    let (file, out) = refused(
+        "[[app]]\nname = \"ps\"\nexecutable = \"sh\"\n[app.device]\nname = \"power\"\nfirst_update = \"sometimes\"\n",
+    );
+    assert_names(&out, &file, 6, "app[0].device.first_update");
+    assert!(
+        out.stderr.contains("expected \"none\" or \"current\""),
+        "{out:#?}"
+    );
+}

@@ -12,7 +12,7 @@ use troupe_server::config::{Config, EXAMPLE};
 use troupe_testkit::{TestServer, TIMEOUT};
 
 /// The example programs of this crate, by name, as built for this test.
-const PROGRAMS: [(&str, &str); 8] = [
+const PROGRAMS: [(&str, &str); 10] = [
     ("hello-subscriber", env!("CARGO_BIN_EXE_hello-subscriber")),
     ("hello-publisher", env!("CARGO_BIN_EXE_hello-publisher")),
     ("echo-requester", env!("CARGO_BIN_EXE_echo-requester")),
@@ -21,6 +21,8 @@ const PROGRAMS: [(&str, &str); 8] = [
     ("counter-channel", env!("CARGO_BIN_EXE_counter-channel")),
     ("camera-client", env!("CARGO_BIN_EXE_camera-client")),
     ("camera-object", env!("CARGO_BIN_EXE_camera-object")),
+    ("power-client", env!("CARGO_BIN_EXE_power-client")),
+    ("power-supply", env!("CARGO_BIN_EXE_power-supply")),
 ];
 
 /// A server on the bundled configuration, each example app running its
@@ -409,6 +411,185 @@ async fn camera_object_refuses_bad_calls_keeps_its_id_and_stops_when_asked() {
     );
 }
 
+/// `CYCLE1 measured #N: X.XX A`: N and X.
+fn measured(line: &str) -> (u64, f64) {
+    let rest = line
+        .strip_prefix("CYCLE1 measured #")
+        .unwrap_or_else(|| panic!("not a measured line: {line}"));
+    let (seq, amps) = rest.split_once(": ").expect("': '");
+    let amps = amps.strip_suffix(" A").expect("amperes");
+    (seq.parse().expect("seq"), amps.parse().expect("a number"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn power_client_sets_monitors_and_is_refused_then_stops_the_supply() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+
+    let (client, lines, info) = exec(&server, "power-client", &[]).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Success, Some(0)),
+        "{info:#?}\n{lines:#?}"
+    );
+    let supply = started_by(&server, "power-supply", client.id()).await;
+    assert_eq!(lines.len(), 3 + 6 + 3, "{lines:#?}");
+    assert_eq!(
+        lines[..3],
+        [
+            "CYCLE1: current set to 10 A",
+            "CYCLE2: current set to 20 A",
+            "CYCLE2: current is 20 A (update #1)",
+        ],
+        "{lines:#?}"
+    );
+    // The value at the time of subscribing (first update `current`: the
+    // number of the last update before it), then
+    // one update per poll, in order, following the setting of CYCLE1 (10
+    // A, not CYCLE2's 20 A) with a lag and a little noise.
+    let updates: Vec<(u64, f64)> = lines[3..9].iter().map(|l| measured(l)).collect();
+    // The supply may poll once (its polling starts with the subscription's
+    // token) before it answers the subscription: the first update then
+    // carries that number, 1.
+    let seqs: Vec<u64> = updates.iter().map(|u| u.0).collect();
+    let first = seqs[0];
+    assert!(first <= 1, "{lines:#?}");
+    assert_eq!(seqs, (first..first + 6).collect::<Vec<_>>(), "{lines:#?}");
+    for pair in updates.windows(2) {
+        assert!(pair[1].1 > pair[0].1 - 0.05, "rising: {lines:#?}");
+    }
+    let last = updates[5].1;
+    assert!(last > 2.0 && last < 10.05, "{lines:#?}");
+    assert_eq!(
+        lines[9..],
+        [
+            "CYCLE1: 150 A refused: ps1/current: 150 A is out of range: the current is from 0 to 100 A"
+                .to_string(),
+            "CYCLE1: measured refused: ps1/measured: measured is read-only: set current instead".to_string(),
+            format!("power-supply {} stopped", supply.id()),
+        ],
+        "{lines:#?}"
+    );
+
+    // The supply polled only while monitored, and said so; it ended
+    // cleanly on its own when stopped.
+    let info = within("supply", supply.wait_for(Some(TIMEOUT))).await;
+    assert_eq!(
+        (info.state, info.exit_code),
+        (State::Stopped, Some(0)),
+        "{info:#?}"
+    );
+    assert_eq!(
+        output(&supply).await,
+        [
+            "serving ps1 (service power, server id ps, prefix troupe, selector-aware true, \
+             first update current)",
+            "CYCLE1: current set to 10 A",
+            "CYCLE2: current set to 20 A",
+            "CYCLE1: measured is monitored: polling started",
+            "CYCLE1: current 150 A refused",
+            "CYCLE1: polling stopped with the service",
+            "stopped serving ps1",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn power_supply_polls_each_selector_only_while_it_is_monitored() {
+    let test_server = start_server();
+    let server = connect(&test_server).await;
+    let supply = within("start", server.start("power-supply", &["ps7"])).await;
+    let info = within(
+        "running",
+        supply.wait_for_state(&[State::Running], Some(TIMEOUT)),
+    )
+    .await;
+    assert_eq!(info.state, State::Running, "{info:#?}");
+    let session = server.session();
+    let services = within("list", troupe::device::list(session, None, TIMEOUT)).await;
+    let ours = services
+        .iter()
+        .find(|s| s.devices.iter().any(|d| d.name == "ps7"))
+        .unwrap_or_else(|| panic!("{services:#?}"));
+    assert_eq!(
+        (
+            ours.name.as_str(),
+            ours.server_id.as_str(),
+            ours.selector_aware
+        ),
+        ("power", "ps", true)
+    );
+    assert_eq!(ours.first_update, troupe::device::FirstUpdate::Current);
+
+    let client = troupe::DeviceClient::new(session).with_timeout(TIMEOUT);
+    within("set", client.set("ps7/current", json!(50), Some("U1"))).await;
+    let mut u1 = within("subscribe", client.subscribe("ps7/measured", Some("U1"))).await;
+    let mut u2 = within("subscribe", client.subscribe("ps7/measured", Some("U2"))).await;
+    // U2 has no setting: it stays near 0 while U1 rises toward 50 A.
+    let mut top = 0.0;
+    for _ in 0..8 {
+        let a = within("U1", u1.next(TIMEOUT)).await;
+        let b = within("U2", u2.next(TIMEOUT)).await;
+        assert_eq!(a.header.selector.as_deref(), Some("U1"));
+        assert_eq!(b.header.selector.as_deref(), Some("U2"));
+        let (a, b) = (a.value.unwrap(), b.value.unwrap());
+        assert!(b.as_f64().unwrap() < 0.05, "{b}");
+        top = a.as_f64().unwrap();
+    }
+    assert!(top > 10.0, "{top}");
+    // Out of range, not a number, read-only: refused with the reason.
+    for (address, value, reason) in [
+        ("ps7/current", json!(-0.5), "out of range"),
+        ("ps7/current", json!(100.5), "out of range"),
+        ("ps7/current", json!("high"), "not \"high\""),
+        ("ps7/measured", json!(1), "read-only"),
+    ] {
+        let refused = tokio::time::timeout(TIMEOUT, client.set(address, value.clone(), Some("U1")))
+            .await
+            .expect("an answer in time");
+        assert!(
+            matches!(&refused, Err(Error::Refused(r)) if r.contains(reason)),
+            "{address} = {value}: {refused:?}"
+        );
+    }
+    // Watch the supply's output live: once nobody monitors a selector any
+    // more (both subscriptions dropped, the service's grace passed), it
+    // says it stopped polling it, before it is stopped.
+    let mut out = within("output", supply.output()).await;
+    drop(u1);
+    drop(u2);
+    let mut said = Vec::new();
+    let stop_line = |sel: &str| format!("{sel}: measured is no longer monitored: polling stopped");
+    while !(said.contains(&stop_line("U1")) && said.contains(&stop_line("U2"))) {
+        match within("output", out.next_timeout(TIMEOUT)).await {
+            Some(line) => said.push(line.text),
+            None => panic!("the supply's output ended: {said:#?}"),
+        }
+    }
+    let info = within("stop", supply.stop_and_wait(Some(TIMEOUT))).await;
+    assert_eq!((info.state, info.exit_code), (State::Stopped, Some(0)));
+    let lines = output(&supply).await;
+    for sel in ["U1", "U2"] {
+        let started = lines
+            .iter()
+            .position(|l| *l == format!("{sel}: measured is monitored: polling started"));
+        let stopped = lines.iter().position(|l| *l == stop_line(sel));
+        assert!(
+            matches!((started, stopped), (Some(a), Some(b)) if a < b),
+            "{lines:#?}"
+        );
+    }
+    // Nothing was left to stop with the service.
+    assert!(
+        !lines.iter().any(|l| l.contains("with the service")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("stopped serving ps7")
+    );
+}
+
 /// The bundled examples/troupe.toml (the file, which `troupe server` embeds)
 /// has an entry for every program of this crate, by its bare name, so that
 /// the server finds it beside the troupe binary.
@@ -449,6 +630,7 @@ fn the_bundled_configuration_names_every_example() {
         "echo-responder",
         "counter-channel",
         "camera-object",
+        "power-supply",
     ] {
         assert_eq!(config.app(started).unwrap().multiple, None);
     }

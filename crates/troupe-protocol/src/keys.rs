@@ -33,6 +33,11 @@
 //!
 //! <realm>/@/log/<server>/<app>/<instance>       log records of an instance (JSON)
 //! <realm>/@/log/<server|->/-/<source>           log records of a process that is no instance
+//!
+//! <realm>/dev/<prefix>/<server_id>/<device>/<property>                updates (a service not selector-aware)
+//! <realm>/dev/<prefix>/<server_id>/<device>/<property>/SEL/<selector> updates of one selector (selector-aware)
+//! <realm>/@/dev/<prefix>/<device>/<property>                          a device's queryable (get, set, subscribe; `-`: info)
+//! <realm>/alive/devmon/<prefix>/<device>/<property>/<selector|->/<client>  a client's subscription (monitoring)
 //! ```
 //!
 //! An *endpoint* is a named publisher (`kind` = `pub`) or responder (`rep`)
@@ -259,6 +264,60 @@ impl Keys {
     pub fn all_logs(&self, server: &str) -> String {
         format!("{}/@/log/{server}/**", self.realm)
     }
+
+    /// The updates of `property` of `device` published by the device
+    /// service `server_id` under `prefix`: per selector for a
+    /// selector-aware service (`.../SEL/<selector>`), else without one.
+    /// `*` for `server_id` makes a subscriber's key, which needs no lookup
+    /// of the server id.
+    pub fn device_update(
+        &self,
+        prefix: &str,
+        server_id: &str,
+        device: &str,
+        property: &str,
+        selector: Option<&str>,
+    ) -> String {
+        match selector {
+            Some(sel) => format!(
+                "{}/dev/{prefix}/{server_id}/{device}/{property}/SEL/{sel}",
+                self.realm
+            ),
+            None => format!(
+                "{}/dev/{prefix}/{server_id}/{device}/{property}",
+                self.realm
+            ),
+        }
+    }
+
+    /// The queryable of `device` under `prefix`, asked about `property`
+    /// (`*` for the service's queryable, [`crate::device::NONE`] for `info`;
+    /// `*` for `device` too to list every device).
+    pub fn device_query(&self, prefix: &str, device: &str, property: &str) -> String {
+        format!("{}/@/dev/{prefix}/{device}/{property}", self.realm)
+    }
+
+    /// The monitoring token of `client`, subscribed to `property` of
+    /// `device` under `prefix` with `selector` ([`crate::device::NONE`]
+    /// when it has none).
+    pub fn device_monitor(
+        &self,
+        prefix: &str,
+        device: &str,
+        property: &str,
+        selector: &str,
+        client: &str,
+    ) -> String {
+        format!(
+            "{}/alive/devmon/{prefix}/{device}/{property}/{selector}/{client}",
+            self.realm
+        )
+    }
+
+    /// Every monitoring token of `device` under `prefix`.
+    pub fn device_monitors(&self, prefix: &str, device: &str) -> String {
+        format!("{}/alive/devmon/{prefix}/{device}/*/*/*", self.realm)
+    }
 }
 
 /// The kinds of endpoints.
@@ -353,6 +412,23 @@ mod tests {
         assert_eq!(k.log("h", "a", "3"), "troupe/@/log/h/a/3");
         assert_eq!(k.log("*", "a", "*"), "troupe/@/log/*/a/*");
         assert_eq!(k.all_logs("h"), "troupe/@/log/h/**");
+        assert_eq!(
+            k.device_update("P.Q", "ps1", "ps", "i", Some("c1")),
+            "troupe/dev/P.Q/ps1/ps/i/SEL/c1"
+        );
+        assert_eq!(
+            k.device_update("troupe", "*", "ps", "i", None),
+            "troupe/dev/troupe/*/ps/i"
+        );
+        assert_eq!(k.device_query("p", "ps", "*"), "troupe/@/dev/p/ps/*");
+        assert_eq!(
+            k.device_monitor("p", "ps", "i", "-", "m-z-1"),
+            "troupe/alive/devmon/p/ps/i/-/m-z-1"
+        );
+        assert_eq!(
+            k.device_monitors("p", "ps"),
+            "troupe/alive/devmon/p/ps/*/*/*"
+        );
         assert_eq!(
             k.channel_claim(Space::Channel, "x", "1-z-1"),
             "troupe/alive/chan/x/1-z-1"

@@ -12,6 +12,8 @@
 //!   request/reply messages.
 //! - [`state`]: the instance lifecycle states and the records built on them.
 //! - [`log`]: the records of distributed logging.
+//! - [`device`]: devices and parameters: a device service's settings, and
+//!   its requests, replies and updates.
 //! - [`status`]: the hierarchical status tree: paths, merge and removal,
 //!   masks, and the messages of status updates.
 //!
@@ -24,6 +26,7 @@
 
 mod b64;
 pub mod control;
+pub mod device;
 pub mod frame;
 pub mod keys;
 pub mod log;
@@ -61,6 +64,10 @@ pub mod env {
     pub const INSTANCE: &str = "TROUPE_INSTANCE";
     /// The realm (key prefix) of the server.
     pub const REALM: &str = "TROUPE_REALM";
+    /// The configured settings of a device service (`[app.device]`), as
+    /// the JSON of [`crate::device::DeviceSettings`]; set only for apps
+    /// that configure them.
+    pub const DEVICE: &str = "TROUPE_DEVICE";
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every record.

@@ -123,6 +123,16 @@ fn command(
     if let Some(dir) = &app.working_dir {
         cmd.current_dir(dir);
     }
+    match &app.device {
+        Some(device) => {
+            cmd.env(env::DEVICE, device.to_json());
+        }
+        // Not one inherited from the server's own environment.
+        None if !app.env.contains_key(env::DEVICE) => {
+            cmd.env_remove(env::DEVICE);
+        }
+        None => {}
+    }
     cmd
 }
 

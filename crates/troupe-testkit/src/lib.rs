@@ -6,6 +6,8 @@
 //! - [`fixture`]: the path of `troupe-fixture`, a program with misbehaving
 //!   and well-behaved modes (crash, ignore SIGTERM, flood, fork, set a
 //!   result...), and [`troupe_bin`], the path of the `troupe` binary.
+//! - [`probe::Probe`] (a remote object) and [`supply::Supply`] (a fake power
+//!   supply, a device handler), served by the tests and the fixture.
 //!
 //! ```no_run
 //! let server = troupe_testkit::TestServer::start(r#"
@@ -18,6 +20,7 @@
 //! ```
 
 pub mod probe;
+pub mod supply;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -32,6 +32,9 @@
 //!   the servers, updated in parts ([`StatusUpdater`]), read
 //!   ([`status::read`]) and followed with a snapshot and no gap
 //!   ([`status::follow`]).
+//! - Devices and parameters ([`device`]): a [`DeviceService`] serves
+//!   devices whose properties a [`DeviceClient`] gets, sets and subscribes
+//!   to, with selectors, a first-update policy and a monitoring lifecycle.
 //! - [`Session`]: the Zenoh session under all of them.
 //!
 //! Handles are cheap clones, `Send` and `Sync`. Every call has a deadline
@@ -141,6 +144,7 @@
 extern crate self as troupe;
 
 pub mod channel;
+pub mod device;
 mod endpoint;
 mod error;
 mod events;
@@ -160,6 +164,9 @@ mod this;
 
 pub use channel::{
     Channel, ChannelClient, ChannelInfo, ChannelOptions, ClientOptions, Event, WhenFull,
+};
+pub use device::{
+    DeviceClient, DeviceError, DeviceHandler, DevicePublisher, DeviceService, DeviceSubscription,
 };
 pub use error::{Error, Result};
 pub use events::EventStream;

@@ -38,6 +38,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use troupe_protocol::device::DeviceSettings;
 use troupe_protocol::validate_name;
 
 mod read;
@@ -120,6 +121,9 @@ pub struct AppConfig {
     pub stop_command: Option<CommandLine>,
     /// A command run when an instance ends in error.
     pub error_command: Option<CommandLine>,
+    /// The settings of the device service the app runs (an `[app.device]`
+    /// table), each set or not; passed to its instances in `TROUPE_DEVICE`.
+    pub device: Option<DeviceSettings>,
 }
 
 /// When a started instance counts as running.

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
+use troupe_protocol::device::{DeviceSettings, FirstUpdate};
 use troupe_protocol::{validate_name, DEFAULT_ENDPOINT, DEFAULT_REALM};
 
 const SERVER_KEYS: &[&str] = &[
@@ -45,9 +46,12 @@ const APP_KEYS: &[&str] = &[
     "log",
     "stop_command",
     "error_command",
+    "device",
 ];
 
 const LOG_KEYS: &[&str] = &["max_size", "max_files"];
+
+const DEVICE_KEYS: &[&str] = &DeviceSettings::KEYS;
 
 /// Checks the configuration `text`, read from `source`, joining relative paths
 /// to `base_dir`; `default_name` gives the server name when `name` is not set.
@@ -196,6 +200,7 @@ fn app(t: &mut Table<'_>, base_dir: &Path, has_log_dir: bool) -> Result<AppConfi
     };
     let stop_command = opt(t.take("stop_command"), Value::command)?;
     let error_command = opt(t.take("error_command"), Value::command)?;
+    let device = opt(t.take("device"), Value::device)?;
     Ok(AppConfig {
         name,
         description,
@@ -216,6 +221,7 @@ fn app(t: &mut Table<'_>, base_dir: &Path, has_log_dir: bool) -> Result<AppConfi
         log,
         stop_command,
         error_command,
+        device,
     })
 }
 
@@ -345,6 +351,8 @@ impl<'a> Table<'a> {
             message.push_str(": application keys go in an [[app]] table");
         } else if known == APP_KEYS && SERVER_KEYS.contains(&entry.key.as_str()) {
             message.push_str(": server keys must come before the first [[app]] table");
+        } else if known == DEVICE_KEYS && APP_KEYS.contains(&entry.key.as_str()) {
+            message.push_str(": application keys must come before the [app.device] table");
         } else {
             message.push_str(&format!("; expected one of: {}", known.join(", ")));
         }
@@ -652,6 +660,38 @@ impl<'a> Value<'a> {
                 "true, false or a table such as { max_size = \"10MB\", max_files = 5 }",
             )),
         }
+    }
+
+    /// An `[app.device]` table: the settings of a device service, each
+    /// optional (the program may give those left unset).
+    fn device(self) -> Result<DeviceSettings> {
+        if !matches!(self.node, Node::Table(_)) {
+            return Err(self.type_error(
+                "a table such as [app.device] with name = \"power\" and server_id = \"ps1\"",
+            ));
+        }
+        let mut t = self.table()?;
+        t.check_keys(DEVICE_KEYS)?;
+        let name = opt(t.take("name"), |v| v.name("device service"))?;
+        let server_id = opt(t.take("server_id"), |v| v.name("server id"))?;
+        let prefix = opt(t.take("prefix"), |v| v.name("prefix"))?;
+        let selector_aware = opt(t.take("selector_aware"), Value::boolean)?;
+        let first_update = opt(t.take("first_update"), |v| {
+            let loc = v.loc.clone();
+            let s = v.string()?;
+            FirstUpdate::parse(&s).ok_or_else(|| {
+                loc.err(format!(
+                    "unknown first-update policy {s:?}: expected \"none\" or \"current\""
+                ))
+            })
+        })?;
+        Ok(DeviceSettings {
+            name,
+            server_id,
+            prefix,
+            selector_aware,
+            first_update,
+        })
     }
 
     /// A size in bytes, more than 0: `"10MB"`, `"512KiB"` or an integer.

@@ -48,6 +48,8 @@ fn the_embedded_example_parses() {
             "counter-channel",
             "camera-client",
             "camera-object",
+            "power-client",
+            "power-supply",
         ]
     );
     assert_eq!(c.listen, [DEFAULT_ENDPOINT]);
@@ -80,6 +82,8 @@ fn the_embedded_example_parses() {
         "counter-channel",
         "camera-client",
         "camera-object",
+        "power-client",
+        "power-supply",
     ] {
         let a = c.app(name).unwrap();
         assert_eq!((a.executable.as_str(), a.args.len()), (name, 0));
@@ -87,8 +91,31 @@ fn the_embedded_example_parses() {
     let embedded = Config::embedded();
     assert_eq!(
         (embedded.source.as_str(), embedded.apps.len()),
-        (EMBEDDED, 14)
+        (EMBEDDED, 16)
     );
+    // The device service's settings, from its [app.device] table.
+    let power = c.app("power-supply").unwrap();
+    let device = power.device.as_ref().expect("[app.device]");
+    assert_eq!(
+        (
+            device.name.as_deref(),
+            device.server_id.as_deref(),
+            device.prefix.as_deref()
+        ),
+        (Some("power"), Some("ps"), None)
+    );
+    assert_eq!(
+        (device.selector_aware, device.first_update),
+        (
+            Some(true),
+            Some(troupe_protocol::device::FirstUpdate::Current)
+        )
+    );
+    assert!(c
+        .apps
+        .iter()
+        .filter(|a| a.name != "power-supply")
+        .all(|a| a.device.is_none()));
 }
 
 #[test]
@@ -121,6 +148,7 @@ fn defaults() {
         log: None,
         stop_command: None,
         error_command: None,
+        device: None,
     };
     assert_eq!(a, &expected);
     assert_eq!(a.starting_time.describe(), "0s");
@@ -598,4 +626,70 @@ fn no_input_panics() {
     for text in &texts {
         let _ = Config::parse(text, "t.toml", Path::new(BASE));
     }
+}
+
+#[test]
+fn device_tables() {
+    use troupe_protocol::device::{DeviceSettings, FirstUpdate};
+    let a = &parse(&app(
+        "[app.device]\nname = \"power\"\nserver_id = \"ps1\"\nprefix = \"CERN.CNGS.PROD\"\nselector_aware = true\nfirst_update = \"current\"",
+    ))
+    .apps[0];
+    assert_eq!(
+        a.device,
+        Some(DeviceSettings {
+            name: Some("power".into()),
+            server_id: Some("ps1".into()),
+            prefix: Some("CERN.CNGS.PROD".into()),
+            selector_aware: Some(true),
+            first_update: Some(FirstUpdate::Current),
+        })
+    );
+    // What the configuration leaves unset stays unset: the program gives it.
+    let a = &parse(&app("device = { server_id = \"ps2\" }")).apps[0];
+    assert_eq!(
+        a.device,
+        Some(DeviceSettings {
+            server_id: Some("ps2".into()),
+            ..Default::default()
+        })
+    );
+    assert_eq!(
+        parse(&app("[app.device]")).apps[0].device,
+        Some(DeviceSettings::default())
+    );
+    assert_eq!(parse(&app("")).apps[0].device, None);
+}
+
+#[test]
+fn device_table_errors() {
+    let dev = |extra: &str| app(&format!("[app.device]\nname = \"power\"\n{extra}"));
+    let m = refused(
+        &dev("first_update = \"later\""),
+        8,
+        "app[0].device.first_update",
+    );
+    assert_eq!(
+        m,
+        "unknown first-update policy \"later\": expected \"none\" or \"current\""
+    );
+    refused(&dev("first_update = 1"), 8, "app[0].device.first_update");
+    let m = refused(
+        &dev("selector_aware = \"yes\""),
+        8,
+        "app[0].device.selector_aware",
+    );
+    assert_eq!(m, "expected true or false, found a string");
+    let m = refused(&dev("server_id = \"ps 1\""), 8, "app[0].device.server_id");
+    assert!(m.starts_with("invalid server id name \"ps 1\""), "{m}");
+    refused(&dev("prefix = \"a/b\""), 8, "app[0].device.prefix");
+    refused(&dev("prefix = \".a\""), 8, "app[0].device.prefix");
+    let m = refused(&app("[app.device]\nname = \"\""), 7, "app[0].device.name");
+    assert!(m.starts_with("invalid device service name"), "{m}");
+    let m = refused(&dev("serverid = \"ps1\""), 8, "app[0].device.serverid");
+    assert_eq!(m, "unknown key, did you mean `server_id`?");
+    let m = refused(&dev("stream = false"), 8, "app[0].device.stream");
+    assert!(m.contains("must come before the [app.device] table"), "{m}");
+    let m = refused(&app("device = \"power\""), 6, "app[0].device");
+    assert!(m.starts_with("expected a table"), "{m}");
 }

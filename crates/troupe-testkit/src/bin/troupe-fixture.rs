@@ -30,6 +30,8 @@
 //! | `status-count PATH N` | troupe-aware: emits `1` .. `N` at PATH as fast as it can, prints `counting` after the first, flushes, prints `counted N`, exits 0 |
 //! | `log N LEVEL [OPTION..]` | troupe-aware: installs distributed logging (`troupe::log::init_with` at LEVEL) and logs `record 1` .. `record N` at LEVEL with the field `n` (the number), as fast as it can; then flushes, prints `logged N in MS ms: sent S dropped D` and sets it as its result, exits 0. Options: `bridge` logs through the `log` crate instead of `tracing`; `quiet` prints nothing on stderr; `queue Q` sets the layer's queue |
 //! | `object ID` | troupe-aware: serves a [`troupe_testkit::probe::Probe`] under the object id ID, prints `serving` (or `taken: REASON` and exits 2), runs until stopped (prints `stopped`) |
+//! | `device-service DEVICE [name N] [server-id S] [prefix P] [aware] [current] [tick MS]` | troupe-aware: serves DEVICE with a [`troupe_testkit::supply::Supply`] (pollers every MS ms, default 50), the options given at run time (the app's `[app.device]` wins); prints `settings NAME SERVER_ID PREFIX aware=B first=F overridden=K,..`, then `serving` (or `taken: REASON` and exits 2), then `started DEVICE/PROPERTY SELECTOR` and `stopped ...` (`-` for no selector) at each monitoring event; runs until stopped |
+//! | `device-client ADDRESS [SELECTOR]` | troupe-aware: subscribes to ADDRESS (`device/property`), prints `subscribed`, then `update SEQ VALUE` or `error SEQ MESSAGE` for each update, until killed |
 
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -184,6 +186,8 @@ async fn main() {
         "status-emit" => status_emit(&args).await,
         "status-count" => status_count(&args).await,
         "object" => object(&args).await,
+        "device-service" => device_service(&args).await,
+        "device-client" => device_client(&args).await,
         "log" => log_records(&args).await,
         other => {
             eprintln!("troupe-fixture: unknown mode {other:?}");
@@ -720,4 +724,88 @@ async fn status_count(args: &[String]) {
     }
     updater.flush(WAIT).await.expect("flush");
     say(format!("counted {n}"));
+}
+
+/// `device-service DEVICE [name N] [server-id S] [prefix P] [aware]
+/// [current] [tick MS]`: see the table above.
+async fn device_service(args: &[String]) {
+    use troupe::device::{DeviceService, FirstUpdate, MonitorEvent};
+    let device = arg(args, 1, "device");
+    let tick = option(args, "tick").map_or(50, |t| t.parse().expect("tick"));
+    let this = init().await;
+    let mut stop = this.on_stop().await.expect("on_stop");
+    let session = this.server().session();
+    let mut builder =
+        DeviceService::builder(session).device(&device, &troupe_testkit::supply::PROPERTIES);
+    if let Some(n) = option(args, "name") {
+        builder = builder.name(&n);
+    }
+    if let Some(s) = option(args, "server-id") {
+        builder = builder.server_id(&s);
+    }
+    if let Some(p) = option(args, "prefix") {
+        builder = builder.prefix(&p);
+    }
+    if args.iter().any(|a| a == "aware") {
+        builder = builder.selector_aware(true);
+    }
+    if args.iter().any(|a| a == "current") {
+        builder = builder.first_update(FirstUpdate::Current);
+    }
+    let (settings, overridden) = builder.settings().expect("device settings");
+    say(format!(
+        "settings {} {} {} aware={} first={} overridden={}",
+        settings.name,
+        settings.server_id,
+        settings.prefix,
+        settings.selector_aware,
+        settings.first_update,
+        overridden.join(",")
+    ));
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let supply = troupe_testkit::supply::Supply::new(Duration::from_millis(tick)).with_events(tx);
+    let service = match builder.serve(supply).await {
+        Ok(service) => service,
+        Err(troupe::Error::NameTaken(e)) => {
+            say(format!("taken: {e}"));
+            std::process::exit(2);
+        }
+        Err(e) => panic!("troupe-fixture: serve device {device}: {e}"),
+    };
+    say("serving");
+    loop {
+        tokio::select! {
+            () = stop.wait() => break,
+            Some(event) = events.recv() => {
+                let m = event.monitored();
+                let verb = if matches!(event, MonitorEvent::Started { .. }) { "started" } else { "stopped" };
+                say(format!("{verb} {}/{} {}", m.device, m.property, m.selector.as_deref().unwrap_or("-")));
+            }
+        }
+    }
+    service.stop().await;
+    say("stopped");
+}
+
+/// `device-client ADDRESS [SELECTOR]`: see the table above.
+async fn device_client(args: &[String]) {
+    let address = arg(args, 1, "address");
+    let selector = args.get(2).map(String::as_str);
+    let this = init().await;
+    let client = troupe::DeviceClient::new(this.server().session()).with_timeout(WAIT);
+    let mut sub = client
+        .subscribe(&address, selector)
+        .await
+        .expect("subscribe");
+    say("subscribed");
+    loop {
+        match sub.next(Duration::from_secs(3600)).await {
+            Ok(u) => match u.value {
+                Ok(v) => say(format!("update {} {v}", u.header.seq)),
+                Err(e) => say(format!("error {} {e}", u.header.seq)),
+            },
+            Err(troupe::Error::Timeout(_)) => {}
+            Err(e) => panic!("troupe-fixture: device updates: {e}"),
+        }
+    }
 }
