@@ -2,7 +2,7 @@
 //! and the peers in the same run.
 //!
 //! A call of `echo(text)` whose one string parameter is 0 B, 100 B,
-//! 1000 B and 10000 B long, answered by an object that returns it, made
+//! 1000 B, 10000 B, 64 KiB and 1 MiB long, answered by an object that returns it, made
 //! back to back from one task. For each case: **round trips per second**
 //! (as `channel` measures them: round trips made during a round of fixed
 //! duration, divided by that duration) and **p50, p90, p99 of one call**
