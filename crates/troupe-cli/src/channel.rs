@@ -11,15 +11,15 @@
 //! `listen`, made of bounded waits that end at Ctrl-C or SIGTERM.
 
 use crate::args::{ChannelAction, ChannelPingArgs, ChannelSendArgs, Cli, JsonFlag, ListenArgs};
-use crate::console::{fail, print_json, Failure, Outcome};
+use crate::console::{fail, open_session, print_json, Failure, Outcome};
 use crate::patterns::{check_name, managed, one_line, print_line, Interrupts};
 use crate::table;
 use std::time::Duration;
 use tokio::time::Instant;
 use troupe::channel::ChannelInfo;
 use troupe::{
-    Channel, ChannelClient, ChannelOptions, ClientOptions, Error, Event, Message, Mode, Server,
-    Session, SessionOptions, StopNotifier, This, WhenFull,
+    Channel, ChannelClient, ChannelOptions, ClientOptions, Error, Event, Message, Mode, Session,
+    StopNotifier, This, WhenFull,
 };
 
 /// The longest a `listen` waits in one call for an event: a slice of its
@@ -34,18 +34,6 @@ pub(crate) async fn run(cli: &Cli, action: &ChannelAction) -> Outcome {
         ChannelAction::Send(a) => send(cli, a).await,
         ChannelAction::Ping(a) => ping(cli, a).await,
     }
-}
-
-/// A session through the server at `--endpoint`, once a troupe server
-/// answered there (bounded by the request timeout).
-async fn open(cli: &Cli, mode: Mode) -> Result<Session, Failure> {
-    let opts = SessionOptions {
-        mode,
-        timeout: cli.request_timeout,
-        ..SessionOptions::default()
-    };
-    let server = Server::connect_with(&cli.endpoint, opts).await?;
-    Ok(server.session().clone())
 }
 
 /// The exit status of a failed send: 1 when the owner failed the message,
@@ -72,7 +60,7 @@ fn ping_failure(e: Error) -> Failure {
 
 /// `troupe channel ls`.
 async fn ls(cli: &Cli, f: &JsonFlag) -> Outcome {
-    let session = open(cli, Mode::Client).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let list = troupe::channel::list(&session, cli.request_timeout).await?;
     let losing = losing(&list);
     if f.json {
@@ -178,7 +166,7 @@ async fn listen(cli: &Cli, a: &ListenArgs) -> Outcome {
     };
     let session = match &this {
         Some(this) => this.server().session().clone(),
-        None => open(cli, Mode::Peer).await?,
+        None => open_session(cli, Mode::Peer).await?,
     };
     let opts = ChannelOptions {
         async_bound: a.async_bound as usize,
@@ -291,7 +279,7 @@ async fn client(session: &Session, name: &str, timeout: Duration) -> troupe::Res
 /// `troupe channel send NAME MESSAGE`.
 async fn send(cli: &Cli, a: &ChannelSendArgs) -> Outcome {
     check_name("channel", &a.name)?;
-    let session = open(cli, Mode::Client).await?;
+    let session = open_session(cli, Mode::Client).await?;
     // --timeout bounds what comes after the connection to the server (which
     // --request-timeout bounds).
     let deadline = Instant::now() + a.timeout;
@@ -326,7 +314,7 @@ async fn send(cli: &Cli, a: &ChannelSendArgs) -> Outcome {
 /// `troupe channel ping NAME`.
 async fn ping(cli: &Cli, a: &ChannelPingArgs) -> Outcome {
     check_name("channel", &a.name)?;
-    let session = open(cli, Mode::Client).await?;
+    let session = open_session(cli, Mode::Client).await?;
     // Without connecting: the owner sees no client come and go.
     let rtt = troupe::channel::ping(&session, &a.name, a.timeout)
         .await

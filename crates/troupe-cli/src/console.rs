@@ -65,6 +65,23 @@ pub(crate) async fn connect(cli: &Cli) -> Result<Server, Failure> {
     Ok(server.with_timeout(cli.request_timeout))
 }
 
+/// A session of `mode` through the server at `--endpoint`, once a troupe
+/// server answered there (bounded by the request timeout): what the
+/// commands that reach the realm by name (channels, objects, status,
+/// logs, devices) start from.
+pub(crate) async fn open_session(
+    cli: &Cli,
+    mode: troupe::Mode,
+) -> Result<troupe::Session, Failure> {
+    let opts = troupe::SessionOptions {
+        mode,
+        timeout: cli.request_timeout,
+        ..troupe::SessionOptions::default()
+    };
+    let server = Server::connect_with(&cli.endpoint, opts).await?;
+    Ok(server.session().clone())
+}
+
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Outcome {
     let s = serde_json::to_string_pretty(v).map_err(|e| fail(2, e.to_string()))?;
     println!("{s}");

@@ -13,26 +13,16 @@
 //! unreachable server).
 
 use crate::args::{Cli, DeviceOptions, DevicesArgs, GetArgs, MonitorArgs, SetArgs};
-use crate::console::{fail, print_json, Failure, Outcome};
+use crate::console::{fail, open_session, print_json, Failure, Outcome};
 use crate::patterns::{check_name, print_line, Interrupts};
 use crate::table;
 use serde_json::Value;
 use std::time::{Duration, UNIX_EPOCH};
 use troupe::device::{self, Header, ServiceInfo, Update};
-use troupe::{DeviceClient, Error, Mode, Session, SessionOptions};
+use troupe::{DeviceClient, Error, Mode, Session};
 
 /// The longest a `monitor` waits in one call: a slice of its endless loop.
 const NEXT_SLICE: Duration = Duration::from_millis(500);
-
-/// A client session through the server at `--endpoint`.
-async fn open(cli: &Cli) -> Result<Session, Failure> {
-    let opts = SessionOptions {
-        mode: Mode::Client,
-        timeout: cli.request_timeout,
-        ..SessionOptions::default()
-    };
-    Ok(Session::open(&cli.endpoint, opts).await?)
-}
 
 /// The exit status of a failed call: 1 when the device refused (its
 /// reason is the message), 2 for errors.
@@ -82,7 +72,7 @@ pub(crate) async fn devices(cli: &Cli, a: &DevicesArgs) -> Outcome {
     if let Some(p) = &a.prefix {
         check_name("prefix", p)?;
     }
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let list = device::list(&session, a.prefix.as_deref(), cli.request_timeout).await?;
     if a.json {
         return print_json(&list);
@@ -136,7 +126,7 @@ fn rows(list: &[ServiceInfo]) -> Vec<Vec<String>> {
 /// `troupe get DEVICE/PROPERTY`.
 pub(crate) async fn get(cli: &Cli, a: &GetArgs) -> Outcome {
     check(&a.address, &a.options)?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let client = client(&session, &a.options, a.timeout)?;
     let (value, header) = client
         .get(&a.address, a.options.selector.as_deref())
@@ -152,7 +142,7 @@ pub(crate) async fn get(cli: &Cli, a: &GetArgs) -> Outcome {
 pub(crate) async fn set(cli: &Cli, a: &SetArgs) -> Outcome {
     let value = parse_value(&a.value)?;
     check(&a.address, &a.options)?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let client = client(&session, &a.options, a.timeout)?;
     client
         .set(&a.address, value, a.options.selector.as_deref())
@@ -166,7 +156,7 @@ pub(crate) async fn monitor(cli: &Cli, a: &MonitorArgs) -> Outcome {
     check(&a.address, &a.options)?;
     let mut interrupts = Interrupts::catch()?;
     let session = tokio::select! {
-        s = open(cli) => s?,
+        s = open_session(cli, Mode::Client) => s?,
         w = interrupts.recv() => return stopped(w, 0),
     };
     let client = client(&session, &a.options, cli.request_timeout)?;

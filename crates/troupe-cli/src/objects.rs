@@ -7,25 +7,13 @@
 //! the server, the wait for the object to appear included.
 
 use crate::args::{AttrArgs, CallArgs, Cli, DescribeArgs, JsonFlag};
-use crate::console::{fail, print_json, Failure, Outcome};
+use crate::console::{fail, open_session, print_json, Failure, Outcome};
 use crate::patterns::{check_name, print_line};
 use crate::table;
 use serde_json::Value;
 use std::time::Duration;
 use troupe::object::Description;
-use troupe::{Error, Mode, ObjectClient, Server, Session, SessionOptions};
-
-/// A client session through the server at `--endpoint`, once a troupe
-/// server answered there.
-async fn open(cli: &Cli) -> Result<Session, Failure> {
-    let opts = SessionOptions {
-        mode: Mode::Client,
-        timeout: cli.request_timeout,
-        ..SessionOptions::default()
-    };
-    let server = Server::connect_with(&cli.endpoint, opts).await?;
-    Ok(server.session().clone())
-}
+use troupe::{Error, Mode, ObjectClient};
 
 /// The exit status of a failed call: 1 when the object answered with an
 /// error or went away with the call pending; 2 for errors (no such object,
@@ -42,7 +30,7 @@ fn call_failure(e: Error) -> Failure {
 /// A client of `id` whose calls end within `timeout`.
 async fn client(cli: &Cli, id: &str, timeout: Duration) -> Result<ObjectClient, Failure> {
     check_name("object", id)?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     Ok(session.object(id).with_timeout(timeout))
 }
 
@@ -65,7 +53,7 @@ fn print_value(v: &Value) -> Outcome {
 
 /// `troupe objects`.
 pub(crate) async fn objects(cli: &Cli, f: &JsonFlag) -> Outcome {
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let mut list = troupe::object::list(&session, cli.request_timeout).await?;
     // Two claims on one id (being contested): the younger gives it up.
     list.dedup_by(|later, first| later.id == first.id);

@@ -12,12 +12,12 @@
 //! JSON spreads one value over several lines; `--json` gives the JSON.
 
 use crate::args::{Cli, StatusAction, StatusArgs};
-use crate::console::{fail, print_json, Failure, Outcome};
+use crate::console::{fail, open_session, print_json, Failure, Outcome};
 use crate::patterns::{print_line, Interrupts};
 use serde_json::Value;
 use std::time::Duration;
 use troupe::status::{self, StatusUpdater};
-use troupe::{Error, Mode, Session, SessionOptions, StatusOp, StatusUpdate};
+use troupe::{Error, Mode, StatusOp, StatusUpdate};
 
 /// The longest a `--follow` waits in one call: a slice of its endless loop.
 const NEXT_SLICE: Duration = Duration::from_millis(500);
@@ -32,16 +32,6 @@ pub(crate) async fn run(cli: &Cli, a: &StatusArgs) -> Outcome {
     }
 }
 
-/// A client session through the server at `--endpoint`.
-async fn open(cli: &Cli) -> Result<Session, Failure> {
-    let opts = SessionOptions {
-        mode: Mode::Client,
-        timeout: cli.request_timeout,
-        ..SessionOptions::default()
-    };
-    Ok(Session::open(&cli.endpoint, opts).await?)
-}
-
 /// `troupe status set PATH JSON`.
 async fn set(cli: &Cli, path: &str, text: &str) -> Outcome {
     let value: Value = serde_json::from_str(text).map_err(|e| {
@@ -54,7 +44,7 @@ async fn set(cli: &Cli, path: &str, text: &str) -> Outcome {
         )
     })?;
     troupe_protocol::status::check_set(path, &value).map_err(|e| fail(2, e.to_string()))?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let updater = StatusUpdater::new(&session).await?;
     updater.emit(path, &value).await?;
     updater.flush(cli.request_timeout).await?;
@@ -64,7 +54,7 @@ async fn set(cli: &Cli, path: &str, text: &str) -> Outcome {
 /// `troupe status rm PATH`.
 async fn rm(cli: &Cli, path: &str) -> Outcome {
     troupe_protocol::status::check_remove(path).map_err(|e| fail(2, e.to_string()))?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let updater = StatusUpdater::new(&session).await?;
     updater.remove(path).await?;
     updater.flush(cli.request_timeout).await?;
@@ -90,7 +80,7 @@ fn under(masks: &[String]) -> String {
 /// `troupe status [MASK...]`.
 async fn show(cli: &Cli, a: &StatusArgs) -> Outcome {
     check_masks(&a.masks)?;
-    let session = open(cli).await?;
+    let session = open_session(cli, Mode::Client).await?;
     let tree = status::read(&session, &a.masks, cli.request_timeout).await?;
     if a.json {
         return print_json(&tree);
@@ -112,7 +102,7 @@ async fn follow(cli: &Cli, a: &StatusArgs) -> Outcome {
     check_masks(&a.masks)?;
     let mut interrupts = Interrupts::catch()?;
     let session = tokio::select! {
-        s = open(cli) => s?,
+        s = open_session(cli, Mode::Client) => s?,
         w = interrupts.recv() => return stopped(w, 0),
     };
     let mut follower = tokio::select! {

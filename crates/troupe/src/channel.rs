@@ -70,7 +70,7 @@ pub(crate) use troupe_protocol::keys::Space;
 use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::qos::CongestionControl;
-use zenoh::query::{ConsolidationMode, Query, QueryTarget};
+use zenoh::query::{Query, QueryTarget};
 use zenoh::sample::{Sample, SampleKind};
 use zenoh::Wait as _;
 
@@ -592,19 +592,7 @@ async fn query(
     let limit = cap(limit);
     let payload =
         serde_json::to_vec(ask).map_err(|e| Error::Invalid(format!("cannot encode: {e}")))?;
-    let (handler, replies) = crate::session::reply_channel();
-    session
-        .zenoh()
-        .get(key)
-        .payload(payload)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .express(true)
-        .timeout(limit)
-        .callback(handler)
-        .await
-        .map_err(Error::Zenoh)?;
+    let replies = session.query(key, payload, QueryTarget::All, limit).await?;
     // Zenoh ends the query at `limit`; the deadline only makes sure.
     let end = Instant::now() + limit;
     Ok(futures::stream::unfold(

@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use troupe_protocol::{AppInfo, Hello, InstanceInfo, Request, RequestBody, Response};
 use zenoh::config::ZenohId;
-use zenoh::qos::CongestionControl;
-use zenoh::query::{ConsolidationMode, QueryTarget};
+use zenoh::query::QueryTarget;
 
 /// A handle to one troupe server: list and start applications, find
 /// instances, watch state events.
@@ -223,20 +222,17 @@ pub(crate) async fn discover(session: &Session, timeout: Duration) -> Result<Hel
     let is_router = |h: &Hello| h.zid.parse::<ZenohId>().is_ok_and(|z| routers.contains(&z));
     let payload = serde_json::to_vec(&Request::new(RequestBody::Hello))
         .map_err(|e| Error::Invalid(format!("cannot encode hello request: {e}")))?;
-    let replies = session
-        .zenoh()
-        .get(session.keys().all_controls())
-        .payload(payload)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .express(true)
-        .timeout(timeout)
-        .await
-        .map_err(Error::Zenoh)?;
+    let mut replies = session
+        .query(
+            session.keys().all_controls(),
+            payload,
+            QueryTarget::All,
+            timeout,
+        )
+        .await?;
     let guard = timeout + Duration::from_secs(1);
     let mut hellos = Vec::new();
-    while let Ok(Ok(reply)) = tokio::time::timeout(guard, replies.recv_async()).await {
+    while let Ok(Some(reply)) = tokio::time::timeout(guard, replies.recv()).await {
         let Ok(sample) = reply.result() else { continue };
         match serde_json::from_slice::<Response>(&sample.payload().to_bytes()) {
             Ok(Response::Ok(v)) => match serde_json::from_value::<Hello>(v) {

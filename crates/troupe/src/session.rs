@@ -245,11 +245,40 @@ impl Session {
         let op = body.op();
         let payload = serde_json::to_vec(&Request::new(body))
             .map_err(|e| Error::Invalid(format!("cannot encode {op} request: {e}")))?;
-        let (handler, mut replies) = reply_channel();
+        let mut replies = self
+            .query(
+                self.keys().control(server),
+                payload,
+                QueryTarget::BestMatching,
+                timeout,
+            )
+            .await?;
+        match first_reply(&mut replies, timeout).await {
+            FirstReply::Sample(sample) => decode_reply(server, op, &sample.payload().to_bytes()),
+            FirstReply::Failed(text) => Err(Error::Server(format!(
+                "server {server} failed {op}: {text}"
+            ))),
+            FirstReply::TimedOut => Err(Error::no_answer(server, timeout)),
+            FirstReply::NoRoute => Err(Error::no_route(server)),
+        }
+    }
+
+    /// Sends a query with `payload` to the queryables of `key`, as troupe
+    /// tunes all its requests (express, `Block`, no consolidation), ended
+    /// by Zenoh at `timeout`; the receiver of its replies
+    /// ([`reply_channel`]).
+    pub(crate) async fn query(
+        &self,
+        key: String,
+        payload: Vec<u8>,
+        target: QueryTarget,
+        timeout: Duration,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<zenoh::query::Reply>> {
+        let (handler, replies) = reply_channel();
         self.zenoh()
-            .get(self.keys().control(server))
+            .get(key)
             .payload(payload)
-            .target(QueryTarget::BestMatching)
+            .target(target)
             .consolidation(ConsolidationMode::None)
             .congestion_control(CongestionControl::Block)
             .express(true)
@@ -257,37 +286,56 @@ impl Session {
             .callback(handler)
             .await
             .map_err(Error::Zenoh)?;
-        // Zenoh ends the query at `timeout`; the guard only makes sure.
-        let guard = timeout + Duration::from_secs(1);
-        let (mut failure, mut timed_out) = (None, false);
-        loop {
-            match tokio::time::timeout(guard, replies.recv()).await {
-                Err(_) => {
-                    timed_out = true;
-                    break;
-                }
-                Ok(None) => break, // the query is over
-                Ok(Some(reply)) => match reply.result() {
-                    Ok(sample) => return decode_reply(server, op, &sample.payload().to_bytes()),
-                    Err(e) => {
-                        let text = e.payload().try_to_string().unwrap_or_default().into_owned();
-                        // Zenoh reports its own deadline as an error reply "Timeout".
-                        if text == "Timeout" {
-                            timed_out = true;
-                        } else {
-                            failure = Some(text);
-                        }
-                    }
-                },
+        Ok(replies)
+    }
+}
+
+/// How a query asked of one queryable ended ([`first_reply`]).
+pub(crate) enum FirstReply {
+    /// The first sample answered.
+    Sample(Box<zenoh::sample::Sample>),
+    /// Only error replies came: the last one's text.
+    Failed(String),
+    /// Nothing came before Zenoh's deadline.
+    TimedOut,
+    /// The query ended at once: no queryable matched.
+    NoRoute,
+}
+
+/// The first sample among the `replies` of a query made with `timeout`;
+/// error replies are kept in case no sample comes. Bounded: Zenoh ends the
+/// query at `timeout`, and a guard of one more second makes sure.
+pub(crate) async fn first_reply(
+    replies: &mut tokio::sync::mpsc::UnboundedReceiver<zenoh::query::Reply>,
+    timeout: Duration,
+) -> FirstReply {
+    let guard = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
+    let (mut failure, mut timed_out) = (None, false);
+    loop {
+        match tokio::time::timeout_at(guard, replies.recv()).await {
+            Err(_) => {
+                timed_out = true;
+                break;
             }
+            Ok(None) => break, // the query is over
+            Ok(Some(reply)) => match reply.into_result() {
+                Ok(sample) => return FirstReply::Sample(Box::new(sample)),
+                Err(e) => {
+                    let text = e.payload().try_to_string().unwrap_or_default().into_owned();
+                    // Zenoh reports its own deadline as an error reply "Timeout".
+                    if text == "Timeout" {
+                        timed_out = true;
+                    } else {
+                        failure = Some(text);
+                    }
+                }
+            },
         }
-        match failure {
-            Some(text) => Err(Error::Server(format!(
-                "server {server} failed {op}: {text}"
-            ))),
-            None if timed_out => Err(Error::no_answer(server, timeout)),
-            None => Err(Error::no_route(server)),
-        }
+    }
+    match failure {
+        Some(text) => FirstReply::Failed(text),
+        None if timed_out => FirstReply::TimedOut,
+        None => FirstReply::NoRoute,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{invalid, DeviceError, Update, SUBSCRIPTION_BUFFER};
 use crate::error::{fmt_duration, Error, Result};
-use crate::session::Session;
+use crate::session::{first_reply, FirstReply, Session};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,8 +18,7 @@ use troupe_protocol::device::{
 use troupe_protocol::Response;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
-use zenoh::qos::CongestionControl;
-use zenoh::query::{ConsolidationMode, QueryTarget};
+use zenoh::query::QueryTarget;
 use zenoh::sample::{Sample, SampleKind};
 
 /// The longest wait: longer timeouts (up to `Duration::MAX`) are cut to
@@ -252,58 +251,25 @@ impl DeviceClient {
             .session
             .keys()
             .device_query(&self.prefix, device, property);
-        let (handler, mut replies) = crate::session::reply_channel();
-        self.session
-            .zenoh()
-            .get(key)
-            .payload(payload)
-            .target(QueryTarget::BestMatching)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
-            .timeout(self.timeout)
-            .callback(handler)
-            .await
-            .map_err(Error::Zenoh)?;
-        // Zenoh ends the query at the timeout; the guard only makes sure.
-        let end = Instant::now() + self.timeout + Duration::from_secs(1);
-        let (mut failure, mut timed_out) = (None, false);
-        loop {
-            match tokio::time::timeout_at(end, replies.recv()).await {
-                Err(_) => {
-                    timed_out = true;
-                    break;
+        let mut replies = self
+            .session
+            .query(key, payload, QueryTarget::BestMatching, self.timeout)
+            .await?;
+        match first_reply(&mut replies, self.timeout).await {
+            FirstReply::Sample(sample) => {
+                let what = format!("device service of {device}");
+                let response: Response = serde_json::from_slice(&sample.payload().to_bytes())
+                    .map_err(|e| Error::Protocol(format!("malformed answer of the {what}: {e}")))?;
+                match response {
+                    Response::Ok(v) => Ok(Answer::Ok(v)),
+                    Response::Err(e) => Err(Error::from_control(&what, e)),
                 }
-                Ok(None) => break,
-                Ok(Some(reply)) => match reply.result() {
-                    Ok(sample) => {
-                        let what = format!("device service of {device}");
-                        let response: Response =
-                            serde_json::from_slice(&sample.payload().to_bytes()).map_err(|e| {
-                                Error::Protocol(format!("malformed answer of the {what}: {e}"))
-                            })?;
-                        return match response {
-                            Response::Ok(v) => Ok(Answer::Ok(v)),
-                            Response::Err(e) => Err(Error::from_control(&what, e)),
-                        };
-                    }
-                    Err(e) => {
-                        let text = e.payload().try_to_string().unwrap_or_default().into_owned();
-                        if text == "Timeout" {
-                            timed_out = true;
-                        } else {
-                            failure = Some(text);
-                        }
-                    }
-                },
             }
-        }
-        match failure {
-            Some(text) => Err(Error::Server(format!(
+            FirstReply::Failed(text) => Err(Error::Server(format!(
                 "the device service of {device} failed: {text}"
             ))),
-            None if timed_out => Ok(Answer::TimedOut),
-            None => Ok(Answer::NoService),
+            FirstReply::TimedOut => Ok(Answer::TimedOut),
+            FirstReply::NoRoute => Ok(Answer::NoService),
         }
     }
 }
@@ -464,19 +430,9 @@ pub async fn list(
         .keys()
         .device_query(prefix.unwrap_or("*"), "*", proto::NONE);
     let payload = serde_json::to_vec(&DeviceRequest::Info).expect("encodable");
-    let (handler, mut replies) = crate::session::reply_channel();
-    session
-        .zenoh()
-        .get(key)
-        .payload(payload)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .express(true)
-        .timeout(timeout)
-        .callback(handler)
-        .await
-        .map_err(Error::Zenoh)?;
+    let mut replies = session
+        .query(key, payload, QueryTarget::All, timeout)
+        .await?;
     let end = Instant::now() + timeout + Duration::from_secs(1);
     let mut all: Vec<ServiceInfo> = Vec::new();
     while let Ok(Some(reply)) = tokio::time::timeout_at(end, replies.recv()).await {

@@ -2,7 +2,7 @@
 //! records the servers keep.
 
 use crate::error::{fmt_duration, Error, Result};
-use crate::session::{reply_channel, Session};
+use crate::session::Session;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,8 +10,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use troupe_protocol::log::{LogLevel, LogRecord};
 use troupe_protocol::{Request, RequestBody, Response};
-use zenoh::qos::CongestionControl;
-use zenoh::query::{ConsolidationMode, QueryTarget};
+use zenoh::query::QueryTarget;
 use zenoh::sample::SampleKind;
 
 /// Records a follower holds before it drops the next ones (they then show
@@ -344,19 +343,14 @@ async fn ask_every_server(
 ) -> Result<Vec<LogRecord>> {
     let payload = serde_json::to_vec(&Request::new(body))
         .map_err(|e| Error::Invalid(format!("cannot encode logs request: {e}")))?;
-    let (handler, mut replies) = reply_channel();
-    session
-        .zenoh()
-        .get(session.keys().all_controls())
-        .payload(payload)
-        .target(QueryTarget::All)
-        .consolidation(ConsolidationMode::None)
-        .congestion_control(CongestionControl::Block)
-        .express(true)
-        .timeout(timeout)
-        .callback(handler)
-        .await
-        .map_err(Error::Zenoh)?;
+    let mut replies = session
+        .query(
+            session.keys().all_controls(),
+            payload,
+            QueryTarget::All,
+            timeout,
+        )
+        .await?;
     let guard = tokio::time::Instant::now() + timeout + Duration::from_secs(1);
     let (mut records, mut answered, mut failure) = (Vec::new(), 0, None);
     while let Ok(Some(reply)) = tokio::time::timeout_at(guard, replies.recv()).await {
