@@ -208,6 +208,24 @@ impl Session {
             .cloned()
     }
 
+    /// A round trip to the troupe server this session is connected to.
+    /// When it returns, that server's router has processed every
+    /// declaration this session made before the call (Zenoh sends
+    /// declarations on a higher priority than queries, over the same
+    /// link), so a subscriber declared before it is known to publishers
+    /// that declare themselves after it. Without it, a client publisher
+    /// whose router has not yet heard of the subscriber drops its first
+    /// samples at the source.
+    ///
+    /// # Errors
+    /// [`Error::ServerUnreachable`] when the server does not answer within
+    /// `timeout`.
+    pub(crate) async fn sync(&self, timeout: Duration) -> Result<()> {
+        let server = self.server_name().await?;
+        let _: troupe_protocol::Hello = self.call(&server, RequestBody::Hello, timeout).await?;
+        Ok(())
+    }
+
     /// The endpoint this session connected to.
     pub fn endpoint(&self) -> &str {
         &self.inner.endpoint

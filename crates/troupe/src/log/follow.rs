@@ -200,10 +200,14 @@ pub struct LogFollower {
 
 /// Follows the records that `filter` takes, from now on. The servers,
 /// applications and instances are chosen in the subscription's key; the
-/// level here.
+/// level here. It returns once the session's server knows of the
+/// follower (a round trip), so every record of a layer made after it
+/// returns comes.
 ///
 /// # Errors
-/// [`Error::Invalid`] for a bad name in the filter, [`Error::Zenoh`].
+/// [`Error::Invalid`] for a bad name in the filter, [`Error::Zenoh`];
+/// [`Error::ServerUnreachable`] when the session's server does not answer
+/// within the session's timeout.
 pub async fn follow(session: &Session, filter: LogFilter) -> Result<LogFollower> {
     filter.validate()?;
     let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
@@ -231,6 +235,9 @@ pub async fn follow(session: &Session, filter: LogFilter) -> Result<LogFollower>
             .await
             .map_err(Error::Zenoh)?
     };
+    // The subscriber is known to the router before this returns: records
+    // of a layer made afterwards all come.
+    session.sync(session.timeout()).await?;
     Ok(LogFollower {
         session: session.clone(),
         filter,
