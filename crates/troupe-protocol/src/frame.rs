@@ -20,6 +20,20 @@
 //!
 //! Readers ignore bytes after the fields they know, so later versions can
 //! append fields.
+//!
+//! A publisher under load packs several small messages into one sample: a
+//! *batch*. Its attachment is a frame of type `Batch` (sequence number: the
+//! first message's), and its payload is the messages one after another,
+//! each as
+//!
+//! ```text
+//! size  field
+//! 2     frame header length F, then F bytes: the message's own frame header
+//! 4     body length B, then B bytes: the message's body
+//! ```
+//!
+//! A receiver handles a batch exactly as the samples of its messages, in
+//! order ([`BatchReader`]).
 
 use thiserror::Error;
 
@@ -61,6 +75,9 @@ pub enum FrameType {
     /// A channel's owner closed without answering the synchronous message
     /// `seq` (no body, or a reason in UTF-8).
     Dropped = 9,
+    /// Several messages of a publisher in one sample (see the module
+    /// documentation); `seq` is the first one's.
+    Batch = 10,
 }
 
 impl FrameType {
@@ -76,6 +93,7 @@ impl FrameType {
             7 => FrameType::EndAck,
             8 => FrameType::Credit,
             9 => FrameType::Dropped,
+            10 => FrameType::Batch,
             _ => return None,
         })
     }
@@ -192,32 +210,53 @@ impl Frame {
     /// [`FrameError::TooLong`] when the header part is 4 GiB or more, or an
     /// address field 64 KiB or more.
     pub fn encode(&self) -> Result<Vec<u8>, FrameError> {
-        let mut flags = self.flags & FLAG_SYNC;
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// The length of the encoded frame header.
+    pub fn encoded_len(&self) -> usize {
         let mut len = 12;
         if let Some(h) = &self.header {
-            flags |= FLAG_HEADER;
             len += 4 + h.len();
         }
         if let Some(a) = &self.address {
-            flags |= FLAG_ADDRESS;
             len += 4 + a.reply_key.len() + a.from.len();
         }
-        let mut out = Vec::with_capacity(len);
+        len
+    }
+
+    /// Appends the encoded frame header to `out` (nothing on error).
+    ///
+    /// # Errors
+    /// As [`Frame::encode`].
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), FrameError> {
+        let mut flags = self.flags & FLAG_SYNC;
+        if let Some(h) = &self.header {
+            flags |= FLAG_HEADER;
+            u32::try_from(h.len()).map_err(|_| FrameError::TooLong(h.len()))?;
+        }
+        if let Some(a) = &self.address {
+            flags |= FLAG_ADDRESS;
+            for s in [&a.reply_key, &a.from] {
+                u16::try_from(s.len()).map_err(|_| FrameError::TooLong(s.len()))?;
+            }
+        }
+        out.reserve(self.encoded_len());
         out.extend_from_slice(&[FRAME_VERSION, self.kind as u8, self.content as u8, flags]);
         out.extend_from_slice(&self.seq.to_le_bytes());
         if let Some(h) = &self.header {
-            let n = u32::try_from(h.len()).map_err(|_| FrameError::TooLong(h.len()))?;
-            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&(h.len() as u32).to_le_bytes());
             out.extend_from_slice(h);
         }
         if let Some(a) = &self.address {
             for s in [&a.reply_key, &a.from] {
-                let n = u16::try_from(s.len()).map_err(|_| FrameError::TooLong(s.len()))?;
-                out.extend_from_slice(&n.to_le_bytes());
+                out.extend_from_slice(&(s.len() as u16).to_le_bytes());
                 out.extend_from_slice(s.as_bytes());
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Decodes a frame header.
@@ -277,6 +316,76 @@ impl Frame {
     }
 }
 
+/// Appends one message (its frame header and body) to the payload of a
+/// batch.
+///
+/// # Errors
+/// [`FrameError::TooLong`] for a frame header of 64 KiB or more or a body
+/// of 4 GiB or more; `out` is then unchanged.
+pub fn batch_push(out: &mut Vec<u8>, frame: &Frame, body: &[u8]) -> Result<(), FrameError> {
+    let flen = frame.encoded_len();
+    let f = u16::try_from(flen).map_err(|_| FrameError::TooLong(flen))?;
+    let b = u32::try_from(body.len()).map_err(|_| FrameError::TooLong(body.len()))?;
+    let start = out.len();
+    out.reserve(2 + flen + 4 + body.len());
+    out.extend_from_slice(&f.to_le_bytes());
+    if let Err(e) = frame.encode_into(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    out.extend_from_slice(&b.to_le_bytes());
+    out.extend_from_slice(body);
+    Ok(())
+}
+
+/// The messages of a batch's payload, in order: each frame header with its
+/// body. It stops at the first malformed entry, which it yields as an
+/// error.
+#[derive(Debug, Clone)]
+pub struct BatchReader<'a> {
+    rest: &'a [u8],
+    failed: bool,
+}
+
+impl<'a> BatchReader<'a> {
+    /// Reads `payload`, the payload of a `Batch` sample.
+    pub fn new(payload: &'a [u8]) -> Self {
+        Self {
+            rest: payload,
+            failed: false,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FrameError> {
+        if self.rest.len() < n {
+            return Err(FrameError::Truncated(self.rest.len()));
+        }
+        let (head, tail) = self.rest.split_at(n);
+        self.rest = tail;
+        Ok(head)
+    }
+
+    fn entry(&mut self) -> Result<(Frame, &'a [u8]), FrameError> {
+        let f = u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")) as usize;
+        let frame = Frame::decode(self.take(f)?)?;
+        let b = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
+        Ok((frame, self.take(b)?))
+    }
+}
+
+impl<'a> Iterator for BatchReader<'a> {
+    type Item = Result<(Frame, &'a [u8]), FrameError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.rest.is_empty() {
+            return None;
+        }
+        let entry = self.entry();
+        self.failed = entry.is_err();
+        Some(entry)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +436,35 @@ mod tests {
         assert!(matches!(Frame::decode(&b), Err(FrameError::Truncated(_))));
         b.extend_from_slice(&[10, 0, 0, 0, 1]);
         assert!(matches!(Frame::decode(&b), Err(FrameError::Truncated(_))));
+    }
+
+    #[test]
+    fn batches_round_trip_and_stop_at_damage() {
+        let mut payload = Vec::new();
+        let mut a = Frame::new(FrameType::Data, 5);
+        a.flags = FLAG_SYNC;
+        let mut b = Frame::new(FrameType::Data, 6);
+        b.content = Content::Text;
+        b.header = Some(b"two-part".to_vec());
+        batch_push(&mut payload, &a, b"").unwrap();
+        batch_push(&mut payload, &b, b"hello").unwrap();
+        let got: Vec<_> = BatchReader::new(&payload).map(Result::unwrap).collect();
+        assert_eq!(got, [(a.clone(), &b""[..]), (b.clone(), &b"hello"[..])]);
+        // A cut payload: the whole entries, then one error, then nothing.
+        let cut = &payload[..payload.len() - 2];
+        let mut r = BatchReader::new(cut);
+        assert_eq!(r.next().unwrap().unwrap(), (a, &b""[..]));
+        assert!(matches!(r.next(), Some(Err(FrameError::Truncated(_)))));
+        assert!(r.next().is_none());
+        // A frame header too long for its 2-byte length leaves `out` as it was.
+        let mut huge = Frame::new(FrameType::Data, 1);
+        huge.header = Some(vec![0; 70_000]);
+        let before = payload.len();
+        assert!(matches!(
+            batch_push(&mut payload, &huge, b"x"),
+            Err(FrameError::TooLong(_))
+        ));
+        assert_eq!(payload.len(), before);
+        assert_eq!(FrameType::from_u8(10), Some(FrameType::Batch));
     }
 }

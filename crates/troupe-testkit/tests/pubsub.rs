@@ -504,3 +504,49 @@ async fn a_silent_publisher_is_checked_on_and_not_taken_for_gone() {
     .await;
     assert!(matches!(after, Err(Error::Gone(_))), "{after:?}");
 }
+
+/// A fast stream of small messages goes in batches (several messages in
+/// one Zenoh sample); large and two-part messages among them keep their
+/// place and their parts, and nothing is lost or reordered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fast_stream_goes_in_batches_and_keeps_its_order() {
+    const N: u64 = 20_000;
+    let (_s, server) = pattern_server().await;
+    let n = N.to_string();
+    let inst = start(
+        &server,
+        "publisher",
+        &["feed", &n, "sync", "1", "wait", "1", "mixed", "report"],
+    )
+    .await;
+    let mut out = within("output", inst.output()).await.unwrap();
+    let mut sub = subscribe(&inst, "feed").await;
+    for i in 1..=N {
+        let m = next_message(&mut sub).await;
+        let text = m.as_text().unwrap();
+        match i {
+            i if i % 100 == 0 => {
+                assert_eq!(m.header(), Some(&b"big"[..]), "message {i}");
+                assert_eq!(text.trim_end(), i.to_string());
+                assert_eq!(text.len(), i.to_string().len() + 20_000);
+            }
+            i if i % 7 == 0 => {
+                assert_eq!((m.header(), text), (Some(&b"two"[..]), &*i.to_string()));
+            }
+            i => assert_eq!((m.header(), text), (None, &*i.to_string()), "message {i}"),
+        }
+    }
+    assert!(within("the end", sub.recv()).await.unwrap().is_none());
+    assert_eq!(sub.missed(), 0);
+    let batched: u64 = loop {
+        let line = next_line(&mut out).await.expect("the publisher's report");
+        if let Some(b) = line.text.strip_prefix("batched ") {
+            break b.parse().unwrap();
+        }
+    };
+    assert!(
+        batched > 0 && batched < N,
+        "{batched} of {N} messages went in batches"
+    );
+    assert_eq!(ended(&inst).await.state, State::Success);
+}

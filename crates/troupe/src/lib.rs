@@ -153,6 +153,7 @@ mod instance;
 pub mod log;
 mod message;
 pub mod object;
+mod outbox;
 mod output;
 pub mod pubsub;
 mod queue;

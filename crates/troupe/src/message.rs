@@ -29,12 +29,44 @@ use zenoh::bytes::ZBytes;
 pub struct Message {
     content: Content,
     header: Option<Vec<u8>>,
-    /// The body as Zenoh carries it: reference-counted, so sending,
-    /// receiving and cloning a message never copy it.
-    body: ZBytes,
+    body: Body,
     /// A contiguous copy of a body that arrived in several slices, made the
     /// first time the body is read as bytes.
     flat: OnceLock<Vec<u8>>,
+    /// A shared body as a Zenoh buffer, made the first time it is asked for.
+    zenoh: OnceLock<ZBytes>,
+}
+
+/// Where a message's body is. Both are reference-counted, so sending,
+/// receiving and cloning a message never copy it.
+#[derive(Clone)]
+pub(crate) enum Body {
+    /// As Zenoh carries it.
+    Zenoh(ZBytes),
+    /// A part of a buffer that other messages share: the messages of a
+    /// received batch.
+    Shared(bytes::Bytes),
+}
+
+impl Body {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Body::Zenoh(z) => z.len(),
+            Body::Shared(b) => b.len(),
+        }
+    }
+}
+
+impl From<ZBytes> for Body {
+    fn from(z: ZBytes) -> Self {
+        Body::Zenoh(z)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Self {
+        Body::Zenoh(v.into())
+    }
 }
 
 impl PartialEq for Message {
@@ -53,10 +85,10 @@ impl fmt::Debug for Message {
             d.field("header_len", &h.len());
         }
         match self.content {
-            Content::Text | Content::Json if self.body.len() <= 256 => {
+            Content::Text | Content::Json if self.len() <= 256 => {
                 d.field("body", &String::from_utf8_lossy(self.body()))
             }
-            _ => d.field("body_len", &self.body.len()),
+            _ => d.field("body_len", &self.len()),
         };
         d.finish()
     }
@@ -66,13 +98,14 @@ impl Message {
     pub(crate) fn from_parts(
         content: Content,
         header: Option<Vec<u8>>,
-        body: impl Into<ZBytes>,
+        body: impl Into<Body>,
     ) -> Self {
         Self {
             content,
             header,
             body: body.into(),
             flat: OnceLock::new(),
+            zenoh: OnceLock::new(),
         }
     }
 
@@ -134,11 +167,15 @@ impl Message {
 
     /// The body as bytes, whatever its content type.
     pub fn body(&self) -> &[u8] {
-        let mut slices = self.body.slices();
+        let z = match &self.body {
+            Body::Shared(b) => return b,
+            Body::Zenoh(z) => z,
+        };
+        let mut slices = z.slices();
         match (slices.next(), slices.next()) {
             (None, _) => &[],
             (Some(one), None) => one,
-            _ => self.flat.get_or_init(|| self.body.to_bytes().into_owned()),
+            _ => self.flat.get_or_init(|| z.to_bytes().into_owned()),
         }
     }
 
@@ -149,25 +186,32 @@ impl Message {
 
     /// Whether the body is empty.
     pub fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        self.body.len() == 0
     }
 
-    /// The body as the Zenoh buffer that carries it (no copy).
+    /// The body as a Zenoh buffer (no copy of the bytes).
     pub fn payload(&self) -> &ZBytes {
-        &self.body
+        match &self.body {
+            Body::Zenoh(z) => z,
+            Body::Shared(b) => self.zenoh.get_or_init(|| ZBytes::from(b.clone())),
+        }
     }
 
     /// The body, consumed (a copy only when it is shared or in slices).
     pub fn into_body(self) -> Vec<u8> {
-        match self.flat.into_inner() {
-            Some(flat) => flat,
-            None => self.body.to_bytes().into_owned(),
+        match (self.flat.into_inner(), self.body) {
+            (Some(flat), _) => flat,
+            (None, Body::Zenoh(z)) => z.to_bytes().into_owned(),
+            (None, Body::Shared(b)) => Vec::from(b),
         }
     }
 
-    /// The body as a Zenoh buffer, consumed (no copy).
+    /// The body as a Zenoh buffer, consumed (no copy of the bytes).
     pub(crate) fn into_payload(self) -> ZBytes {
-        self.body
+        match (self.zenoh.into_inner(), self.body) {
+            (Some(z), _) | (None, Body::Zenoh(z)) => z,
+            (None, Body::Shared(b)) => ZBytes::from(b),
+        }
     }
 
     /// The body as text: a text or JSON message.
@@ -218,11 +262,11 @@ impl Message {
         if self.content != want {
             return Err(mismatch(want.as_str(), self.content));
         }
-        if self.body.len() % N != 0 {
+        if self.len() % N != 0 {
             return Err(Error::Invalid(format!(
                 "{} message of {} bytes: not a multiple of {N}",
                 want.as_str(),
-                self.body.len()
+                self.len()
             )));
         }
         Ok(self

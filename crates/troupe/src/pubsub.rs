@@ -15,11 +15,19 @@
 //! keeps a bounded queue, and when its application does not keep up the
 //! messages that do not fit are dropped *for that subscriber only*, counted
 //! ([`Subscriber::missed`]) and logged.
+//!
+//! A message sent while the publisher is idle is put at once. When sends
+//! come less than 5 us apart, the publisher's own thread puts them instead,
+//! packing small ones (up to 8 KiB) into batches of up to about 60 KiB:
+//! one Zenoh sample for many messages, in order
+//! ([`Publisher::batched`] counts them). The subscriber's messages then
+//! share the received buffer.
 
 use crate::endpoint::{self, Endpoint, Members, Presence, Seen};
 use crate::error::{fmt_duration, Error, Result};
 use crate::instance::Instance;
-use crate::message::Message;
+use crate::message::{Body, Message};
+use crate::outbox::{self, Offer, Outbox};
 use crate::queue::{self, Empty, QueueRx};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,7 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use troupe_protocol::frame::{Frame, FrameType, FLAG_SYNC};
+use troupe_protocol::frame::{BatchReader, Frame, FrameType, FLAG_SYNC};
 use troupe_protocol::keys::{EndpointKind, Role};
 use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
@@ -93,13 +101,13 @@ impl PublisherOptions {
 #[derive(Debug)]
 pub struct Publisher {
     ep: Endpoint,
-    zpub: zenoh::pubsub::Publisher<'static>,
+    zpub: Arc<zenoh::pubsub::Publisher<'static>>,
+    outbox: Outbox,
     members: Members,
     acks: Arc<Acks>,
     opts: PublisherOptions,
     seq: tokio::sync::Mutex<PubState>,
     _ack_sub: zenoh::pubsub::Subscriber<()>,
-    _token: LivelinessToken,
     _claim: LocalClaim,
 }
 
@@ -141,6 +149,9 @@ struct PubState {
     slowest: u64,
     /// Tells when the members changed since that check.
     changes: Option<tokio::sync::watch::Receiver<BTreeSet<String>>>,
+    /// When the last message was sent: a stream of messages closer than
+    /// [`outbox::BUSY_GAP`] goes through the outbox, in batches.
+    last_sent: Option<std::time::Instant>,
 }
 
 /// What the subscribers of a synchronised publisher acknowledged.
@@ -166,12 +177,14 @@ impl Publisher {
             return Err(exists());
         }
         let members = ep.members().await?;
-        let zpub = session
-            .zenoh()
-            .declare_publisher(key.clone())
-            .congestion_control(CongestionControl::Block)
-            .await
-            .map_err(Error::Zenoh)?;
+        let zpub = Arc::new(
+            session
+                .zenoh()
+                .declare_publisher(key.clone())
+                .congestion_control(CongestionControl::Block)
+                .await
+                .map_err(Error::Zenoh)?,
+        );
         let acks = Arc::new(Acks::default());
         let ack_sub = {
             let acks = acks.clone();
@@ -200,6 +213,7 @@ impl Publisher {
         };
         let member = endpoint::new_member(&session, Role::Owner);
         let token = ep.declare_member(&member).await?;
+        let outbox = Outbox::new(zpub.clone(), token);
         let opts = PublisherOptions {
             window: opts.window.max(MIN_WINDOW),
             ..opts
@@ -207,12 +221,12 @@ impl Publisher {
         Ok(Publisher {
             ep,
             zpub,
+            outbox,
             members,
             acks,
             opts,
             seq: Default::default(),
             _ack_sub: ack_sub,
-            _token: token,
             _claim: claim,
         })
     }
@@ -225,6 +239,13 @@ impl Publisher {
     /// Whether it is synchronised (flow-controlled).
     pub fn is_synchronised(&self) -> bool {
         self.opts.synchronised.is_some()
+    }
+
+    /// How many of the messages sent so far went out in batches: several
+    /// small messages sent in quick succession share one Zenoh sample (see
+    /// the [module](self) documentation).
+    pub fn batched(&self) -> u64 {
+        self.outbox.batched()
     }
 
     /// The number of subscribers connected now.
@@ -279,12 +300,15 @@ impl Publisher {
             message.content(),
             message.header().map(<[u8]>::to_vec),
         );
+        // Taken only when a wait begins (reading the clock costs).
+        let mut deadline = None;
+        let timeout = self.opts.send_timeout;
+        let mut deadline = move || *deadline.get_or_insert_with(|| Instant::now() + timeout);
         if let Some(n) = self.opts.synchronised {
-            let deadline = Instant::now() + self.opts.send_timeout;
             if !state.reached {
                 if self
                     .members
-                    .wait_for(Role::Subscriber, n, deadline)
+                    .wait_for(Role::Subscriber, n, deadline())
                     .await
                     .is_none()
                 {
@@ -305,17 +329,78 @@ impl Publisher {
             if seq - state.slowest > window || members_changed {
                 let changes = state.changes.get_or_insert_with(|| self.members.changes());
                 changes.borrow_and_update();
-                state.slowest = self.wait_window(seq, window, deadline).await?;
+                state.slowest = self.wait_window(seq, window, deadline()).await?;
             }
             frame.flags |= FLAG_SYNC;
         }
-        self.zpub
-            .put(message.into_payload())
-            .attachment(endpoint::attachment(&frame)?)
-            .await
-            .map_err(Error::Zenoh)?;
+        // Sends that start less than BUSY_GAP apart are a stream.
+        let now = std::time::Instant::now();
+        let busy = state
+            .last_sent
+            .is_some_and(|t| now.saturating_duration_since(t) < outbox::BUSY_GAP);
+        let (mut frame, mut body) = (frame, message.into_payload());
+        loop {
+            let offer = match self.outbox.offer(frame, body, busy) {
+                Ok(Offer::Full(f, b)) => {
+                    // Full: arm the wake-up, then offer again, so that none
+                    // is missed between the two.
+                    let progress = self.outbox.progress();
+                    tokio::pin!(progress);
+                    progress.as_mut().enable();
+                    match self.outbox.offer(f, b, busy) {
+                        Ok(Offer::Full(f, b)) => {
+                            (frame, body) = (f, b);
+                            if tokio::time::timeout_at(deadline(), progress).await.is_err() {
+                                return Err(Error::Timeout(format!(
+                                    "{}: messages still queued after {}",
+                                    self.ep.label(),
+                                    fmt_duration(self.opts.send_timeout)
+                                )));
+                            }
+                            continue;
+                        }
+                        other => other,
+                    }
+                }
+                other => other,
+            };
+            match offer {
+                Err(why) => return Err(Error::Refused(format!("{}: {why}", self.ep.label()))),
+                Ok(Offer::Queued) => break,
+                Ok(Offer::Direct(f, b)) => {
+                    self.zpub
+                        .put(b)
+                        .attachment(endpoint::attachment(&f)?)
+                        .await
+                        .map_err(Error::Zenoh)?;
+                    break;
+                }
+                // Full again: offer again.
+                Ok(Offer::Full(f, b)) => (frame, body) = (f, b),
+            }
+        }
         state.last = seq;
+        state.last_sent = Some(now);
         Ok(())
+    }
+
+    /// Waits until every message sent before is put (at most `deadline`).
+    async fn drain(&self, deadline: Instant) -> Result<()> {
+        loop {
+            let progress = self.outbox.progress();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            if self.outbox.is_idle() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, progress).await.is_err() {
+                return Err(Error::Timeout(format!(
+                    "{}: messages still queued after {}",
+                    self.ep.label(),
+                    fmt_duration(self.opts.send_timeout)
+                )));
+            }
+        }
     }
 
     /// The window for a message of `len` bytes (see
@@ -326,9 +411,12 @@ impl Publisher {
     }
 
     /// Waits until every subscriber acknowledged up to `seq - window`; the
-    /// slowest acknowledgement then.
+    /// slowest acknowledgement then. Once it has to wait, it waits until a
+    /// quarter of the window is free, so that the sends after it go on the
+    /// cached bound instead of each waiting for the next acknowledgement.
     async fn wait_window(&self, seq: u64, window: u64, deadline: Instant) -> Result<u64> {
         let mut changes = self.members.changes();
+        let mut room = window;
         loop {
             let notified = self.acks.changed.notified();
             let slowest = {
@@ -342,7 +430,8 @@ impl Publisher {
                     .map(|(acked, m)| (acked, m.clone()))
             };
             match slowest {
-                Some((acked, member)) if seq - acked > window => {
+                Some((acked, member)) if seq - acked > room => {
+                    room = window - window / 4;
                     tokio::select! {
                         () = notified => {}
                         _ = changes.changed() => {}
@@ -370,6 +459,9 @@ impl Publisher {
     /// (it may still get it), [`Error::Zenoh`].
     pub async fn end(self) -> Result<()> {
         let mut state = self.seq.lock().await;
+        let deadline = Instant::now() + self.opts.send_timeout;
+        // The end goes after every message: once the outbox is empty.
+        self.drain(deadline).await?;
         let seq = state.last + 1;
         let mut frame = Frame::new(FrameType::End, seq);
         if self.opts.synchronised.is_some() {
@@ -381,7 +473,6 @@ impl Publisher {
             .await
             .map_err(Error::Zenoh)?;
         state.last = seq;
-        let deadline = Instant::now() + self.opts.send_timeout;
         let mut changes = self.members.changes();
         loop {
             let notified = self.acks.changed.notified();
@@ -435,7 +526,7 @@ impl Default for SubscriberOptions {
 
 /// What the Zenoh callback hands to the subscriber.
 enum Item {
-    Data(Frame, ZBytes),
+    Data(Frame, Body),
     /// The end, with its sequence number (one past the last message).
     End(u64),
 }
@@ -525,7 +616,32 @@ impl Subscriber {
                                 return;
                             }
                             queued.fetch_add(1, Ordering::Relaxed);
-                            tx.push(Item::Data(frame, body));
+                            tx.push(Item::Data(frame, body.into()));
+                        }
+                        FrameType::Batch => {
+                            let payload = shared_bytes(body);
+                            let mut items = Vec::new();
+                            for entry in BatchReader::new(&payload) {
+                                let (frame, body) = match entry {
+                                    Ok(e) => e,
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "damaged batch: the rest skipped");
+                                        break;
+                                    }
+                                };
+                                if frame.kind != FrameType::Data {
+                                    continue;
+                                }
+                                if !frame.is_sync()
+                                    && queued.load(Ordering::Relaxed) + items.len() >= capacity
+                                {
+                                    overflow.fetch_add(1, Ordering::Relaxed);
+                                    continue;
+                                }
+                                items.push(Item::Data(frame, Body::Shared(payload.slice_ref(body))));
+                            }
+                            queued.fetch_add(items.len(), Ordering::Relaxed);
+                            tx.push_all(items);
                         }
                         FrameType::End => {
                             tx.push(Item::End(frame.seq));
@@ -726,6 +842,23 @@ impl Subscriber {
     #[doc(hidden)]
     pub fn overflowed(&self) -> u64 {
         self.overflow.load(Ordering::Relaxed)
+    }
+}
+
+/// The bytes of `body`, which the messages of a batch share: Zenoh's own
+/// buffer when it is in one piece (no copy), else one copy.
+fn shared_bytes(body: ZBytes) -> bytes::Bytes {
+    /// A contiguous Zenoh buffer, owned.
+    struct Whole(ZBytes);
+    impl AsRef<[u8]> for Whole {
+        fn as_ref(&self) -> &[u8] {
+            self.0.slices().next().unwrap_or(&[])
+        }
+    }
+    if body.slices().nth(1).is_none() {
+        bytes::Bytes::from_owner(Whole(body))
+    } else {
+        bytes::Bytes::from(body.to_bytes().into_owned())
     }
 }
 

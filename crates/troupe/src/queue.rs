@@ -50,6 +50,16 @@ impl<T> QueueTx<T> {
             .push_back(item);
         self.shared.notify.notify_one();
     }
+
+    /// Queues `items` in order under one lock, and wakes the consumer if it
+    /// waits (nothing for none).
+    pub fn push_all(&self, items: Vec<T>) {
+        if items.is_empty() {
+            return;
+        }
+        self.shared.items.lock().expect("queue lock").extend(items);
+        self.shared.notify.notify_one();
+    }
 }
 
 impl<T> Drop for QueueTx<T> {

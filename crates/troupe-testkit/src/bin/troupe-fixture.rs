@@ -16,7 +16,7 @@
 //! | `store KEY VALUE MS` | troupe-aware: stores KEY after MS milliseconds, then sleeps |
 //! | `graceful` | troupe-aware: handles stop requests, prints `stopping cleanly`, sets result `clean`, exits 0 |
 //! | `attach ENDPOINT APP` | attaches itself to a server under APP, prints its id, then runs until stopped (detaches `stopped`) |
-//! | `publish NAME N [OPTION..]` | troupe-aware: publishes the texts `1` .. `N` on NAME, ends the stream, sets result `published N`, exits 0. Options: `sync M` synchronised on M subscribers; `wait M` waits for M subscribers (`wait_for_subscribers`) first; `window W`; `gate` reads a line on stdin before declaring the publisher; `drop` drops the publisher without ending the stream, prints `dropped`, then sleeps |
+//! | `publish NAME N [OPTION..]` | troupe-aware: publishes the texts `1` .. `N` on NAME, ends the stream, sets result `published N`, exits 0. Options: `sync M` synchronised on M subscribers; `wait M` waits for M subscribers (`wait_for_subscribers`) first; `window W`; `gate` reads a line on stdin before declaring the publisher; `drop` drops the publisher without ending the stream, prints `dropped`, then sleeps; `mixed` makes every 7th message two-part (header `two`) and every 100th a text of the number and 20,000 spaces with the header `big`; `report` prints `batched B` (`Publisher::batched`) after the last send |
 //! | `publish-forever NAME MS` | troupe-aware: a plain publisher of `1`, `2`, ... one every MS milliseconds until killed; prints `publishing` after the first |
 //! | `publish-kinds NAME` | troupe-aware: synchronised on 1 subscriber, publishes one message of each kind ([`kinds`]), ends, exits 0 |
 //! | `publish-twice NAME` | troupe-aware: declares publisher NAME, then NAME again, another name and bad names; prints `what: ok/refused/invalid/error ...` for each, exits 0 |
@@ -259,8 +259,19 @@ async fn publish(args: &[String]) {
             .await
             .expect("wait for subscribers");
     }
+    let mixed = args.iter().any(|a| a == "mixed");
     for i in 1..=n {
-        publisher.send(i.to_string()).await.expect("send");
+        let m = match i {
+            i if mixed && i % 100 == 0 => {
+                Message::text(format!("{i}{}", " ".repeat(20_000))).with_header(b"big".to_vec())
+            }
+            i if mixed && i % 7 == 0 => Message::text(i.to_string()).with_header(b"two".to_vec()),
+            i => Message::text(i.to_string()),
+        };
+        publisher.send(m).await.expect("send");
+    }
+    if args.iter().any(|a| a == "report") {
+        say(format!("batched {}", publisher.batched()));
     }
     if args.iter().any(|a| a == "drop") {
         drop(publisher);
