@@ -89,6 +89,13 @@ const DISCONNECT_GRACE: Duration = Duration::from_millis(200);
 /// The bound of the queries made to confirm that a token went away.
 const CONFIRM: Duration = Duration::from_secs(2);
 
+/// A withdrawn client token that a query still finds is asked about again
+/// this often, at most [`RECHECKS`] times: a withdrawal not yet seen by
+/// every node (the router may still show the token the peer link already
+/// withdrew) must not hide a disconnection for ever.
+const RECHECK: Duration = Duration::from_secs(1);
+const RECHECKS: u32 = 10;
+
 /// How long an owner has to answer `info` or `hello` before its claim is
 /// passed over. Owners answer both from a callback, at once; a claim whose
 /// owner does not is a token the network still shows for a process that is
@@ -337,9 +344,27 @@ struct ClientState {
     /// no wildcard to match for every message, and the sender known
     /// without a lookup).
     _sub: zenoh::pubsub::Subscriber<()>,
+    /// Its disconnection is queued: it is reported once.
+    gone: bool,
 }
 
 impl Shared {
+    /// Marks `client` as gone; whether its disconnection is to be reported
+    /// (once for a known client; always for one that never said hello).
+    fn mark_gone(&self, client: &str) -> bool {
+        let mut clients = self.clients.lock().expect("clients lock");
+        match clients.get_mut(client) {
+            Some(c) => !std::mem::replace(&mut c.gone, true),
+            None => true,
+        }
+    }
+
+    /// Whether `client` said hello and is not reported gone.
+    fn is_client(&self, client: &str) -> bool {
+        let clients = self.clients.lock().expect("clients lock");
+        clients.get(client).is_some_and(|c| !c.gone)
+    }
+
     fn info(&self) -> ChannelInfo {
         ChannelInfo {
             name: self.name.clone(),
@@ -384,6 +409,7 @@ impl Shared {
                 consumed: 0,
                 credited: 0,
                 _sub: sub,
+                gone: false,
             });
         }
         Ok(())
@@ -827,6 +853,7 @@ impl Channel {
         };
         let clients = {
             let (tx, session) = (tx.clone(), session.clone());
+            let weak = Arc::downgrade(&shared);
             let runtime = tokio::runtime::Handle::current();
             zenoh
                 .liveliness()
@@ -840,11 +867,27 @@ impl Channel {
                     };
                     let key = sample.key_expr().to_string();
                     let (client, tx, session) = (client.to_string(), tx.clone(), session.clone());
+                    let weak = weak.clone();
                     runtime.spawn(async move {
                         tokio::time::sleep(DISCONNECT_GRACE).await;
-                        let there = any_token(&session, key, CONFIRM, |_| true).await;
-                        if !matches!(there, Ok(Some(true))) {
-                            tx.push(Incoming::Disconnected(client, Instant::now()));
+                        for _ in 0..=RECHECKS {
+                            let there = any_token(&session, key.clone(), CONFIRM, |_| true).await;
+                            if !matches!(there, Ok(Some(true))) {
+                                let Some(shared) = weak.upgrade() else { return };
+                                if shared.mark_gone(&client) {
+                                    tx.push(Incoming::Disconnected(client, Instant::now()));
+                                }
+                                return;
+                            }
+                            // Still found: back (a link that closed and
+                            // reopened), or withdrawn where the query has
+                            // not heard of it yet. Ask again while the
+                            // client is known.
+                            match weak.upgrade() {
+                                Some(shared) if shared.is_client(&client) => {}
+                                _ => return,
+                            }
+                            tokio::time::sleep(RECHECK).await;
                         }
                     });
                 })

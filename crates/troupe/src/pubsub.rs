@@ -8,7 +8,8 @@
 //! that is how [`Publisher::wait_for_subscribers`] makes startup lossless.
 //!
 //! A *synchronised* publisher is also flow-controlled: each subscriber
-//! acknowledges what its application consumed, every [`ACK_EVERY`] messages,
+//! acknowledges what its application consumed, every [`ACK_EVERY`] messages
+//! (or [`ACK_IDLE`] when it has consumed everything it received),
 //! and the publisher never runs more than its window ahead of the slowest
 //! subscriber. A slow subscriber slows the publisher, and nobody loses
 //! anything. A plain publisher never waits for subscribers: each subscriber
@@ -18,7 +19,7 @@
 //!
 //! A message sent while the publisher is idle is put at once. When sends
 //! come less than 5 us apart, the publisher's own thread puts them instead,
-//! packing small ones (up to 8 KiB) into batches of up to about 60 KiB:
+//! packing small ones (up to 8 KiB) into batches of up to about 16 KiB:
 //! one Zenoh sample for many messages, in order
 //! ([`Publisher::batched`] counts them). The subscriber's messages then
 //! share the received buffer.
@@ -43,10 +44,16 @@ use zenoh::qos::CongestionControl;
 
 /// A subscriber of a synchronised publisher acknowledges every this many
 /// consumed messages.
-pub const ACK_EVERY: u64 = 64;
+pub const ACK_EVERY: u64 = 512;
 
-/// The smallest window of a synchronised publisher (twice [`ACK_EVERY`]).
-const MIN_WINDOW: u64 = 2 * ACK_EVERY;
+/// A subscriber of a synchronised publisher that has consumed everything it
+/// received acknowledges as soon as this many messages are unacknowledged.
+pub const ACK_IDLE: u64 = 64;
+
+/// The smallest window of a synchronised publisher (twice [`ACK_IDLE`]): a
+/// publisher held back by its window has at least that many messages
+/// unacknowledged, so a subscriber that consumed them all acknowledges.
+const MIN_WINDOW: u64 = 2 * ACK_IDLE;
 
 /// Options of a [`Publisher`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -550,6 +557,8 @@ pub struct Subscriber {
     missed: u64,
     consumed: u64,
     acked: u64,
+    /// The last message came from a synchronised publisher.
+    sync: bool,
     ended: bool,
     failed: Option<String>,
     acks: Arc<zenoh::pubsub::Publisher<'static>>,
@@ -689,6 +698,7 @@ impl Subscriber {
             missed: 0,
             consumed: 0,
             acked: 0,
+            sync: false,
             ended: false,
             failed: None,
             acks,
@@ -742,6 +752,10 @@ impl Subscriber {
         // What is queued is delivered first, without the waiting machinery.
         if let Ok(item) = self.rx.try_pop() {
             return self.take(item).await;
+        }
+        // All consumed: a synchronised publisher may be waiting for this.
+        if self.sync && self.consumed - self.acked.min(self.consumed) >= ACK_IDLE {
+            self.ack().await;
         }
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut changes = self.members.changes();
@@ -804,7 +818,8 @@ impl Subscriber {
         self.count_gap(frame.seq);
         self.next = Some(frame.seq + 1);
         self.consumed = frame.seq;
-        if frame.is_sync() && self.consumed - self.acked.min(self.consumed) >= ACK_EVERY {
+        self.sync = frame.is_sync();
+        if self.sync && self.consumed - self.acked.min(self.consumed) >= ACK_EVERY {
             self.ack().await;
         }
         Ok(Some(Message::from_parts(frame.content, frame.header, body)))
