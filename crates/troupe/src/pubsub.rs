@@ -290,8 +290,10 @@ impl Publisher {
     /// come within its window.
     ///
     /// # Errors
-    /// [`Error::Timeout`] when a synchronised publisher waited too long,
-    /// [`Error::Zenoh`].
+    /// [`Error::Timeout`] when a synchronised publisher waited too long, or
+    /// when the publisher's outbox stayed full for `send_timeout`;
+    /// [`Error::Refused`] when the publisher's thread could not put earlier
+    /// messages (the session is closed); [`Error::Zenoh`].
     pub async fn send(&self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
         // Uncontended (one sending task), the lock is taken without the
