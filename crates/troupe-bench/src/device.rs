@@ -39,7 +39,7 @@ use crate::report::{figure, Report, Role, Row};
 use crate::stats::Latency;
 use crate::thr::Plan;
 use crate::troupe_patterns::{options, runtime, server};
-use crate::zenoh_raw::{bench_session, peer_session, serve_until_gone, z};
+use crate::zenoh_raw::{bench_session, get_one, peer_session, serve_until_gone, z};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -51,7 +51,6 @@ use troupe::{DeviceClient, Session};
 use troupe_protocol::device::{now_ns, DeviceRequest, Reading, UpdateBody, UpdateMessage};
 use troupe_protocol::Response;
 use zenoh::qos::CongestionControl;
-use zenoh::query::ConsolidationMode;
 use zenoh::Wait as _;
 
 /// Bound of every wait of the scenario.
@@ -190,22 +189,8 @@ impl GetLink {
             }
             GetLink::Raw { session, .. } => {
                 let request = serde_json::to_vec(&DeviceRequest::Get { selector: None })?;
-                let replies = z(session
-                    .get(format!("{GET_KEY}/{}", property(large)))
-                    .payload(request)
-                    .consolidation(ConsolidationMode::None)
-                    .congestion_control(CongestionControl::Block)
-                    .express(true)
-                    .timeout(WAIT)
-                    .await)?;
-                let reply =
-                    tokio::time::timeout(WAIT + Duration::from_secs(1), replies.recv_async())
-                        .await
-                        .map_err(|_| anyhow::anyhow!("no reply within {WAIT:?}"))?
-                        .map_err(|_| anyhow::anyhow!("the query ended without a reply"))?;
-                let sample = reply
-                    .result()
-                    .map_err(|e| anyhow::anyhow!("error reply: {:?}", e.payload().to_bytes()))?;
+                let key = format!("{GET_KEY}/{}", property(large));
+                let sample = get_one(session, key, request, WAIT).await?;
                 match serde_json::from_slice::<Response>(&sample.payload().to_bytes())? {
                     Response::Ok(v) => serde_json::from_value::<Reading>(v)?.value,
                     Response::Err(e) => anyhow::bail!("error answer: {}", e.message),

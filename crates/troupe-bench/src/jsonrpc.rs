@@ -15,13 +15,11 @@ use crate::peer::{Activity, Peers};
 use crate::pin::Placement;
 use crate::report::Role;
 use crate::rtt::{RttLink, RttSubject};
-use crate::zenoh_raw::{bench_session, peer_session, serve_until_gone, z, TOPOLOGY};
+use crate::zenoh_raw::{bench_session, get_one, peer_session, serve_until_gone, z, TOPOLOGY};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use zenoh::qos::CongestionControl;
-use zenoh::query::ConsolidationMode;
 use zenoh::{Session, Wait};
 
 /// Bound of every wait of the bench.
@@ -181,22 +179,7 @@ impl GetJsonLink {
     async fn call(&mut self, text: &str, limit: Duration) -> anyhow::Result<()> {
         let id = self.next_id;
         self.next_id += 1;
-        let replies = z(self
-            .session
-            .get(KEY)
-            .payload(request(id, text)?)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
-            .timeout(limit)
-            .await)?;
-        let reply = tokio::time::timeout(limit + Duration::from_secs(1), replies.recv_async())
-            .await
-            .map_err(|_| anyhow::anyhow!("no reply within {limit:?}"))?
-            .map_err(|_| anyhow::anyhow!("the query ended without a reply"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow::anyhow!("error reply: {:?}", e.payload().to_bytes()))?;
+        let sample = get_one(&self.session, KEY, request(id, text)?, limit).await?;
         check_response(&sample.payload().to_bytes(), text.len())
     }
 }

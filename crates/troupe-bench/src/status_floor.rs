@@ -26,7 +26,7 @@ use crate::report::Role;
 use crate::status::{input, text, Batch, Round, StatusLink, StatusSubject};
 use crate::tcp::{accept, connect, listen, Frames};
 use crate::wire;
-use crate::zenoh_raw::{router_config, z};
+use crate::zenoh_raw::{get_one, router_config, z};
 use futures::future::BoxFuture;
 use std::io::{BufWriter, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -36,7 +36,6 @@ use tokio::sync::oneshot;
 use zenoh::bytes::ZBytes;
 use zenoh::pubsub::Subscriber;
 use zenoh::qos::CongestionControl;
-use zenoh::query::ConsolidationMode;
 use zenoh::{Session, Wait};
 
 /// Bound of every wait of the bench.
@@ -435,22 +434,9 @@ impl ZenohLink {
         let mut cmd = batch.count.to_le_bytes().to_vec();
         cmd.extend_from_slice(&payload);
         let start = Instant::now();
-        let replies = z(self
-            .session
-            .get(KEY_CTL)
-            .payload(cmd)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
-            .timeout(limit)
-            .await)?;
-        let reply = tokio::time::timeout(limit + Duration::from_secs(1), replies.recv_async())
+        let sample = get_one(&self.session, KEY_CTL, cmd, limit)
             .await
-            .map_err(|_| anyhow::anyhow!("the emitter did not answer within {limit:?}"))?
-            .map_err(|_| anyhow::anyhow!("the emitter's query ended without an answer"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow::anyhow!("error reply: {:?}", e.payload().to_bytes()))?;
+            .map_err(|e| anyhow::anyhow!("the emitter: {e}"))?;
         let micros = <[u8; 8]>::try_from(&sample.payload().to_bytes()[..])
             .map(u64::from_le_bytes)
             .map_err(|_| anyhow::anyhow!("a malformed answer of the emitter"))?;

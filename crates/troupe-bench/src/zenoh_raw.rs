@@ -189,22 +189,7 @@ impl GetLink {
         size: usize,
         limit: Duration,
     ) -> anyhow::Result<()> {
-        let replies = z(self
-            .session
-            .get(KEY_QUERY)
-            .payload(payload)
-            .consolidation(ConsolidationMode::None)
-            .congestion_control(CongestionControl::Block)
-            .express(true)
-            .timeout(limit)
-            .await)?;
-        let reply = tokio::time::timeout(limit + Duration::from_secs(1), replies.recv_async())
-            .await
-            .map_err(|_| anyhow::anyhow!("no reply within {limit:?}"))?
-            .map_err(|_| anyhow::anyhow!("the query ended without a reply"))?;
-        let sample = reply
-            .result()
-            .map_err(|e| anyhow::anyhow!("error reply: {:?}", e.payload().to_bytes()))?;
+        let sample = get_one(&self.session, KEY_QUERY, payload, limit).await?;
         anyhow::ensure!(
             sample.payload().len() == size,
             "a reply of {} bytes for {size}",
@@ -212,6 +197,35 @@ impl GetLink {
         );
         Ok(())
     }
+}
+
+/// One raw Zenoh get as the bench makes them (express, `Block`, no
+/// consolidation), bounded by `limit`: its first reply's sample.
+///
+/// # Errors
+///
+/// No reply within `limit`, an ended query, an error reply.
+pub async fn get_one(
+    session: &Session,
+    key: impl Into<String>,
+    payload: impl Into<ZBytes>,
+    limit: Duration,
+) -> anyhow::Result<zenoh::sample::Sample> {
+    let replies = z(session
+        .get(key.into())
+        .payload(payload)
+        .consolidation(ConsolidationMode::None)
+        .congestion_control(CongestionControl::Block)
+        .express(true)
+        .timeout(limit)
+        .await)?;
+    let reply = tokio::time::timeout(limit + Duration::from_secs(1), replies.recv_async())
+        .await
+        .map_err(|_| anyhow::anyhow!("no reply within {limit:?}"))?
+        .map_err(|_| anyhow::anyhow!("the query ended without a reply"))?;
+    reply
+        .into_result()
+        .map_err(|e| anyhow::anyhow!("error reply: {:?}", e.payload().to_bytes()))
 }
 
 impl RttLink for GetLink {
