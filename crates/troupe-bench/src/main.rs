@@ -38,7 +38,9 @@
 //! instead of its figures, and the run goes on.
 //!
 //! Environment: `TROUPE_BENCH_ONLY=TEXT[,TEXT...]` measures only the
-//! transport subjects whose name contains one of the TEXTs (to profile one); `TROUPE_LOG` (an
+//! transport subjects whose name contains one of the TEXTs (to profile one);
+//! `TROUPE_BENCH_SIZES=BYTES[,BYTES...]` sets the message sizes of `rtt` and
+//! `thr` (to profile one case); `TROUPE_LOG` (an
 //! `EnvFilter`, such as `troupe=debug`) turns on the logs of the bench, its
 //! peers and its servers.
 

@@ -66,8 +66,19 @@ pub fn selected(name: &str) -> bool {
     }
 }
 
-/// Message sizes: 8 B, 1 KiB, 64 KiB, 1 MiB (quick: 8 B and 64 KiB).
+/// Message sizes: 8 B, 1 KiB, 64 KiB, 1 MiB (quick: 8 B and 64 KiB), or
+/// those of `TROUPE_BENCH_SIZES` (bytes, comma-separated: to profile one
+/// case); a part that is not a number is left out.
 pub fn sizes(quick: bool) -> Vec<usize> {
+    if let Ok(list) = std::env::var("TROUPE_BENCH_SIZES") {
+        let sizes: Vec<usize> = list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        if !sizes.is_empty() {
+            return sizes;
+        }
+    }
     if quick {
         vec![8, 64 << 10]
     } else {

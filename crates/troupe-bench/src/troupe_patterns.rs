@@ -252,7 +252,7 @@ impl ThrSubject for ThrPubSub {
     fn method(&self) -> String {
         let kind = if self.synchronised {
             "synchronised on every subscriber of the case (PublisherOptions::synchronised(n): \
-             window 8192 messages and 64 MiB, acknowledgements every 512, or 64 when the subscriber has caught up)"
+             window 32,768 messages and 64 MiB, acknowledgements every 512, or 64 when the subscriber has caught up)"
         } else {
             "plain (This::publisher: never waits; a subscriber that falls 10,000 messages \
              behind drops what does not fit, counted by Subscriber::missed)"

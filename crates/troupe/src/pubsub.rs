@@ -66,7 +66,7 @@ pub struct PublisherOptions {
     /// default): a plain publisher, which never waits.
     pub synchronised: Option<usize>,
     /// How many messages a synchronised publisher may run ahead of its
-    /// slowest subscriber (default 8192, at least 128).
+    /// slowest subscriber (default 32,768, at least 128).
     pub window: u64,
     /// How many bytes a synchronised publisher may run ahead of its slowest
     /// subscriber, about (default 64 MiB): a message of `len` bytes may be
@@ -82,7 +82,7 @@ impl Default for PublisherOptions {
     fn default() -> Self {
         Self {
             synchronised: None,
-            window: 8192,
+            window: 32_768,
             window_bytes: 64 << 20,
             send_timeout: Duration::from_secs(30),
         }
