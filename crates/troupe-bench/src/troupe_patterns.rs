@@ -71,6 +71,12 @@ pub(crate) fn options() -> SessionOptions {
     }
 }
 
+/// Receive buffers per link of the subscriber of a 1-to-1 case
+/// ([`SessionOptions::rx_buffers`]). The subscribers of 10 and 100 keep the
+/// default: they link to each other, and 64 per link took several GiB with
+/// 100 of them.
+const SINK_RX_BUFFERS: usize = 64;
+
 /// The runtime of a far end (the bench's own has two workers too).
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
@@ -261,9 +267,10 @@ impl ThrSubject for ThrPubSub {
             "{SETTINGS}; the publisher, {kind}, runs in the far end: asked by the bench, it \
              sends Message::zbytes of one payload kept as ZBytes (no copy), from one task, then \
              the round's marker, and times from its first send to the last acknowledgement; \
-             one subscriber runs in the bench process, more run one per process; each counts \
-             the messages it received (the figure) and reports missed(); troupe's settings: \
-             Block, not express"
+             one subscriber runs in the bench process (its own session, with \
+             SessionOptions::rx_buffers {SINK_RX_BUFFERS}), more run one per process (default \
+             rx_buffers, 1); each counts the messages it received (the figure) and reports \
+             missed(); troupe's settings: Block, not express"
         )
     }
 
@@ -289,8 +296,15 @@ impl ThrSubject for ThrPubSub {
                 .await?;
             ctl.wait_for_responder(WAIT).await?;
             let local = if sinks == 1 {
-                let (server, id) = (server.clone(), publisher.id());
-                Some(Local(tokio::spawn(sink_loop(server, id, 0))))
+                // The one subscriber reads messages as they come, a little
+                // behind: its session keeps receive buffers at hand.
+                let opts = SessionOptions {
+                    rx_buffers: SINK_RX_BUFFERS,
+                    ..options()
+                };
+                let sink = Server::connect_with(&endpoint, opts).await?;
+                let id = publisher.id();
+                Some(Local(tokio::spawn(sink_loop(sink, id, 0))))
             } else {
                 for sink in 0..sinks {
                     let args = [

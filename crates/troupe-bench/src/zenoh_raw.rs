@@ -53,8 +53,6 @@ fn config(listen: Option<&str>, connect: Option<&str>) -> anyhow::Result<zenoh::
         ("connect/exit_on_failure", json(true.into())),
         ("scouting/multicast/enabled", json(false.into())),
         ("scouting/gossip/enabled", json(false.into())),
-        // As troupe's sessions: a pool of 64 receive buffers per link.
-        ("transport/link/rx/buffer_size", json((64 * 65_535).into())),
     ];
     for (key, value) in settings {
         c.insert_json5(key, &value)

@@ -179,7 +179,7 @@ pub use output::OutputStream;
 pub use pubsub::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
 pub use reqrep::{ReplyStream, Request, Requester, RequesterOptions, Responder};
 pub use server::Server;
-pub use session::{Mode, Session, SessionOptions};
+pub use session::{Mode, Session, SessionOptions, MAX_RX_BUFFERS};
 pub use status::{StatusFollower, StatusOp, StatusUpdate, StatusUpdater};
 pub use this::{StopNotifier, This};
 

@@ -38,10 +38,12 @@ pub(crate) const BUSY_GAP: Duration = Duration::from_micros(5);
 pub(crate) const SMALL: usize = 8 << 10;
 
 /// A batch is put once the next message would take it past this many
-/// bytes. Of 8, 16, 32 and 60 KiB, 16 KiB gave the most messages per second
-/// at 8 B and 1 KiB (BENCHMARKS.md): smaller batches cost more samples,
-/// larger ones let the two ends overlap less.
-const BATCH_BYTES: usize = 16 << 10;
+/// bytes. Of 8, 16, 32 and 60 KiB, about 16 KiB gave the most messages per
+/// second at 8 B and 1 KiB (BENCHMARKS.md): smaller batches cost more
+/// samples, larger ones let the two ends overlap less. 16,000 rather than
+/// 16 KiB: four such samples, with their headers, fit in one of Zenoh's
+/// 64 KiB batches (16 KiB ones went three to a batch; 1 KiB about 5% less).
+const BATCH_BYTES: usize = 16_000;
 
 /// Most messages the outbox holds before senders wait.
 pub(crate) const MAX_QUEUED: usize = 16_384;

@@ -33,7 +33,21 @@ pub struct SessionOptions {
     /// How long opening may take, and the default deadline of the calls made
     /// through this session (default 5 s).
     pub timeout: Duration,
+    /// Zenoh receive buffers of 64 KiB kept for each link of this session
+    /// (default 1, Zenoh's own; 1 to 1024). A received message holds its
+    /// buffer until the application has read it (small messages that came
+    /// together share one); once a link has none left, Zenoh allocates and
+    /// zeroes a new one for every batch it reads. A subscriber that reads
+    /// large messages a little behind their arrival gains from more: 64
+    /// gave 64 KiB messages about 1.2x to 1.3x the throughput
+    /// (BENCHMARKS.md). The cost is per link: a peer linked to every other
+    /// peer of a large system (gossip's mesh) multiplies it, and 64 for
+    /// each of 100 peers took several GiB.
+    pub rx_buffers: usize,
 }
+
+/// The most receive buffers per link [`SessionOptions::rx_buffers`] takes.
+pub const MAX_RX_BUFFERS: usize = 1024;
 
 impl Default for SessionOptions {
     fn default() -> Self {
@@ -41,6 +55,7 @@ impl Default for SessionOptions {
             mode: Mode::Client,
             realm: troupe_protocol::DEFAULT_REALM.to_string(),
             timeout: DEFAULT_TIMEOUT,
+            rx_buffers: 1,
         }
     }
 }
@@ -427,17 +442,6 @@ pub(crate) fn listen_endpoint(endpoint: &str) -> Option<String> {
     Some(format!("{proto}/{host}:0"))
 }
 
-/// Bytes of receive buffers per link (`transport/link/rx/buffer_size`): a
-/// pool of 64 of Zenoh's 64 KiB batch buffers, against one by default.
-/// A received message keeps its batch's buffer until the application has
-/// read it (a batch of small messages shares one). Once the link's pool is
-/// empty, Zenoh allocates and zeroes a fresh buffer for every batch it
-/// reads, and the reader frees it: a subscriber a few messages behind paid
-/// that for each batch (64 KiB messages: about 1.3x the throughput with the
-/// pool). That is at most 4 MiB per link, mostly touched only as deep as
-/// a reader lags.
-pub(crate) const RX_BUFFERS: usize = 64 * 65_535;
-
 /// The Zenoh configuration of a session to `endpoint`.
 fn zenoh_config(endpoint: &str, opts: &SessionOptions) -> Result<zenoh::Config> {
     validate_endpoint(endpoint)?;
@@ -467,7 +471,17 @@ fn zenoh_config(endpoint: &str, opts: &SessionOptions) -> Result<zenoh::Config> 
         json(listen.into_iter().collect::<Vec<_>>()),
     )?;
     set("scouting/multicast/enabled", json(false))?;
-    set("transport/link/rx/buffer_size", json(RX_BUFFERS))?;
+    if !(1..=MAX_RX_BUFFERS).contains(&opts.rx_buffers) {
+        return Err(Error::Invalid(format!(
+            "rx_buffers {}: from 1 to {MAX_RX_BUFFERS}",
+            opts.rx_buffers
+        )));
+    }
+    // Zenoh's batches, and so its receive buffers, are at most 65,535 bytes.
+    set(
+        "transport/link/rx/buffer_size",
+        json(opts.rx_buffers * usize::from(u16::MAX)),
+    )?;
     // Peers learn of each other by gossip and link directly. By default both
     // sides of a pair connect, then one link is closed: with many peers
     // that churn takes seconds and withdraws tokens for a moment. Here only
@@ -546,6 +560,31 @@ mod tests {
             zenoh_config("tcp/127.0.0.1:7447", &bad_realm),
             Err(Error::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn receive_buffers_are_set_per_link_and_bounded() {
+        let with = |rx_buffers| SessionOptions {
+            rx_buffers,
+            ..Default::default()
+        };
+        let buffer_size = |c: &zenoh::Config| {
+            c.get_json("transport/link/rx/buffer_size")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        };
+        let c = zenoh_config("tcp/127.0.0.1:7447", &SessionOptions::default()).unwrap();
+        assert_eq!(buffer_size(&c), 65_535, "Zenoh's own default");
+        let c = zenoh_config("tcp/127.0.0.1:7447", &with(64)).unwrap();
+        assert_eq!(buffer_size(&c), 64 * 65_535);
+        for bad in [0, MAX_RX_BUFFERS + 1] {
+            let e = zenoh_config("tcp/127.0.0.1:7447", &with(bad)).unwrap_err();
+            assert!(
+                matches!(&e, Error::Invalid(m) if m.contains("rx_buffers")),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
