@@ -74,6 +74,15 @@ struct State {
     failed: Option<String>,
 }
 
+impl State {
+    /// Whether a message of `len` bytes must wait for room (one always fits
+    /// in an empty outbox).
+    fn is_full(&self, len: usize) -> bool {
+        !self.queue.is_empty()
+            && (self.queue.len() >= MAX_QUEUED || self.bytes + len > MAX_QUEUED_BYTES)
+    }
+}
+
 struct Shared {
     /// The publisher's liveliness token: dropped with the last of the
     /// shared state, so after the thread put every message sent before the
@@ -106,8 +115,8 @@ pub(crate) enum Offer {
     Queued,
     /// Not taken: nothing waits, put it directly.
     Direct(Frame, ZBytes),
-    /// Not taken: the outbox is full, wait for [`Outbox::progress`] and
-    /// offer it again.
+    /// Not taken: the outbox is full; wait until it
+    /// [has room](Outbox::has_room) and offer it again.
     Full(Frame, ZBytes),
 }
 
@@ -152,9 +161,7 @@ impl Outbox {
         if idle && (!busy || !small) {
             return Ok(Offer::Direct(frame, body));
         }
-        if !st.queue.is_empty()
-            && (st.queue.len() >= MAX_QUEUED || st.bytes + len > MAX_QUEUED_BYTES)
-        {
+        if st.is_full(len) {
             return Ok(Offer::Full(frame, body));
         }
         st.queue.push_back(Out { frame, body });
@@ -193,6 +200,11 @@ impl Outbox {
     /// How many messages went out inside batches so far.
     pub(crate) fn batched(&self) -> u64 {
         self.shared.batched.load(Ordering::Relaxed)
+    }
+
+    /// Whether a message of `len` bytes would be taken now.
+    pub(crate) fn has_room(&self, len: usize) -> bool {
+        !self.shared.state.lock().expect("outbox lock").is_full(len)
     }
 
     /// Whether nothing waits and nothing is being put.

@@ -347,33 +347,10 @@ impl Publisher {
         let busy = state
             .last_sent
             .is_some_and(|t| now.saturating_duration_since(t) < outbox::BUSY_GAP);
-        let (mut frame, mut body) = (frame, message.into_payload());
+        let mut body = message.into_payload();
+        let len = body.len();
         loop {
-            let offer = match self.outbox.offer(frame, body, busy) {
-                Ok(Offer::Full(f, b)) => {
-                    // Full: arm the wake-up, then offer again, so that none
-                    // is missed between the two.
-                    let progress = self.outbox.progress();
-                    tokio::pin!(progress);
-                    progress.as_mut().enable();
-                    match self.outbox.offer(f, b, busy) {
-                        Ok(Offer::Full(f, b)) => {
-                            (frame, body) = (f, b);
-                            if tokio::time::timeout_at(deadline(), progress).await.is_err() {
-                                return Err(Error::Timeout(format!(
-                                    "{}: messages still queued after {}",
-                                    self.ep.label(),
-                                    fmt_duration(self.opts.send_timeout)
-                                )));
-                            }
-                            continue;
-                        }
-                        other => other,
-                    }
-                }
-                other => other,
-            };
-            match offer {
+            match self.outbox.offer(frame, body, busy) {
                 Err(why) => return Err(Error::Refused(format!("{}: {why}", self.ep.label()))),
                 Ok(Offer::Queued) => break,
                 Ok(Offer::Direct(f, b)) => {
@@ -384,8 +361,10 @@ impl Publisher {
                         .map_err(Error::Zenoh)?;
                     break;
                 }
-                // Full again: offer again.
-                Ok(Offer::Full(f, b)) => (frame, body) = (f, b),
+                Ok(Offer::Full(f, b)) => {
+                    (frame, body) = (f, b);
+                    self.wait_outbox(deadline(), |o| o.has_room(len)).await?;
+                }
             }
         }
         state.last = seq;
@@ -393,13 +372,15 @@ impl Publisher {
         Ok(())
     }
 
-    /// Waits until every message sent before is put (at most `deadline`).
-    async fn drain(&self, deadline: Instant) -> Result<()> {
+    /// Waits until `ready` holds for the outbox (at most `deadline`).
+    async fn wait_outbox(&self, deadline: Instant, ready: impl Fn(&Outbox) -> bool) -> Result<()> {
         loop {
+            // Armed before the check, so that no progress is missed between
+            // the two.
             let progress = self.outbox.progress();
             tokio::pin!(progress);
             progress.as_mut().enable();
-            if self.outbox.is_idle() {
+            if ready(&self.outbox) {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, progress).await.is_err() {
@@ -470,7 +451,7 @@ impl Publisher {
         let mut state = self.seq.lock().await;
         let deadline = Instant::now() + self.opts.send_timeout;
         // The end goes after every message: once the outbox is empty.
-        self.drain(deadline).await?;
+        self.wait_outbox(deadline, Outbox::is_idle).await?;
         let seq = state.last + 1;
         let mut frame = Frame::new(FrameType::End, seq);
         if self.opts.synchronised.is_some() {
