@@ -202,6 +202,11 @@ impl Outbox {
         self.shared.batched.load(Ordering::Relaxed)
     }
 
+    /// Why the thread's last put failed, if no send reported it yet (taken).
+    pub(crate) fn take_failure(&self) -> Option<String> {
+        self.shared.state.lock().expect("outbox lock").failed.take()
+    }
+
     /// Whether a message of `len` bytes would be taken now.
     pub(crate) fn has_room(&self, len: usize) -> bool {
         !self.shared.state.lock().expect("outbox lock").is_full(len)

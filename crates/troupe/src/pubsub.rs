@@ -446,12 +446,18 @@ impl Publisher {
     ///
     /// # Errors
     /// [`Error::Timeout`] when a subscriber did not confirm the end in time
-    /// (it may still get it), [`Error::Zenoh`].
+    /// (it may still get it), or when earlier messages were still queued
+    /// after `send_timeout`; [`Error::Refused`] when the publisher's thread
+    /// could not put earlier messages (the end is then not sent);
+    /// [`Error::Zenoh`].
     pub async fn end(self) -> Result<()> {
         let mut state = self.seq.lock().await;
         let deadline = Instant::now() + self.opts.send_timeout;
         // The end goes after every message: once the outbox is empty.
         self.wait_outbox(deadline, Outbox::is_idle).await?;
+        if let Some(why) = self.outbox.take_failure() {
+            return Err(Error::Refused(format!("{}: {why}", self.ep.label())));
+        }
         let seq = state.last + 1;
         let mut frame = Frame::new(FrameType::End, seq);
         if self.opts.synchronised.is_some() {
