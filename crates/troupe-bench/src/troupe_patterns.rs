@@ -17,8 +17,10 @@
 //!   bench asks it to (a request to its `ctl` responder), then the round's
 //!   marker ([`crate::wire`]), and collects the subscribers'
 //!   acknowledgements (requests to its `acks` responder) before it answers
-//!   with what the round achieved. One subscriber runs in the bench process;
-//!   more run one per process (`troupe-sink`). Subscribers count the
+//!   with what the round achieved. One subscriber runs in the bench process,
+//!   a peer with a direct link to the publisher; more run one per process
+//!   (`troupe-sink`), as clients of the server, which forwards the samples
+//!   to them (peers would also link to each other). Subscribers count the
 //!   messages they received and report `Subscriber::missed`.
 
 use crate::peer::{Peers, IDLE};
@@ -58,8 +60,7 @@ const SETTINGS: &str = "a troupe server process (router) on tcp/127.0.0.1:<free 
      far end is a process attached to it (This::attach_with, a peer-mode session listening on \
      tcp/127.0.0.1:0); the bench's side is a Server::connect_with in peer mode (not the default \
      client mode, which would route everything through the server); troupe leaves gossip \
-     scouting on, so the peers (every subscriber process too) link to each other directly and \
-     data flows peer to peer";
+     scouting on, so the peers link to each other directly and data flows peer to peer";
 
 /// Every troupe session of the bench: peers, with a deadline long enough for
 /// the largest messages.
@@ -71,10 +72,11 @@ pub(crate) fn options() -> SessionOptions {
     }
 }
 
-/// Receive buffers per link of the subscriber of a 1-to-1 case
-/// ([`SessionOptions::rx_buffers`]). The subscribers of 10 and 100 keep the
-/// default: they link to each other, and 64 per link took several GiB with
-/// 100 of them.
+/// Receive buffers per link of every subscriber
+/// ([`SessionOptions::rx_buffers`]): the one of a 1-to-1 case (a peer
+/// linked to the publisher, the server and the bench) and each of 10 or 100
+/// (a client: one link). Peers linked to each other would multiply them:
+/// 64 per link for 100 peers took several GiB.
 const SINK_RX_BUFFERS: usize = 64;
 
 /// The runtime of a far end (the bench's own has two workers too).
@@ -245,9 +247,11 @@ impl ThrSubject for ThrPubSub {
 
     fn topology(&self) -> &'static str {
         if self.synchronised {
-            "peers beside a server, synchronised on every subscriber"
+            "peers beside a server (1 to 10 and 100: the subscribers are its clients), \
+             synchronised on every subscriber"
         } else {
-            "peers beside a server, plain publisher"
+            "peers beside a server (1 to 10 and 100: the subscribers are its clients), plain \
+             publisher"
         }
     }
 
@@ -267,9 +271,11 @@ impl ThrSubject for ThrPubSub {
             "{SETTINGS}; the publisher, {kind}, runs in the far end: asked by the bench, it \
              sends Message::zbytes of one payload kept as ZBytes (no copy), from one task, then \
              the round's marker, and times from its first send to the last acknowledgement; \
-             one subscriber runs in the bench process (its own session, with \
-             SessionOptions::rx_buffers {SINK_RX_BUFFERS}), more run one per process (default \
-             rx_buffers, 1); each counts the messages it received (the figure) and reports \
+             one subscriber runs in the bench process (its own peer-mode session, linked to \
+             the publisher), more run one per process as clients of the server (Mode::Client, \
+             troupe's default: the server forwards every sample to each of them; as peers they \
+             would link to each other too), all with SessionOptions::rx_buffers \
+             {SINK_RX_BUFFERS}; each counts the messages it received (the figure) and reports \
              missed(); troupe's settings: Block, not express"
         )
     }
@@ -535,7 +541,9 @@ async fn run_round(
 }
 
 /// Peer `troupe-sink ENDPOINT PUBLISHER ID`: a subscriber of the publisher
-/// `data` of instance PUBLISHER, in its own process.
+/// `data` of instance PUBLISHER, in its own process, connected as a client
+/// (troupe's default mode): the server forwards the publisher's samples to
+/// it, and it links to no other subscriber. See [`sink_options`].
 ///
 /// # Errors
 ///
@@ -543,9 +551,23 @@ async fn run_round(
 /// [`IDLE`].
 pub fn sink(endpoint: &str, publisher: u64, id: u32) -> anyhow::Result<()> {
     runtime()?.block_on(async {
-        let server = Server::connect_with(endpoint, options()).await?;
+        let server = Server::connect_with(endpoint, sink_options()).await?;
         sink_loop(server, publisher, id).await
     })
+}
+
+/// The session of a subscriber of 10 or 100 (`troupe-sink`): a client,
+/// as `Server::connect` makes by default, with [`SINK_RX_BUFFERS`] (a
+/// client has one link, to the server). As peers, every subscriber would
+/// link to every other by gossip: 1 to 100 ran at 0.4x to 0.6x raw Zenoh
+/// that way, and 1 to 10 no faster than through the server (BENCHMARKS.md,
+/// "troupe's patterns", 7).
+fn sink_options() -> SessionOptions {
+    SessionOptions {
+        mode: Mode::Client,
+        rx_buffers: SINK_RX_BUFFERS,
+        ..options()
+    }
 }
 
 /// Counts the messages of the publisher `data` of instance `publisher`, and
