@@ -64,10 +64,47 @@ pub mod env {
     pub const INSTANCE: &str = "TROUPE_INSTANCE";
     /// The realm (key prefix) of the server.
     pub const REALM: &str = "TROUPE_REALM";
+    /// How the instance joins the fabric: `peer` or `client`
+    /// ([`crate::InstanceMode`], the app's `mode`).
+    pub const MODE: &str = "TROUPE_MODE";
     /// The configured settings of a device service (`[app.device]`), as
     /// the JSON of [`crate::device::DeviceSettings`]; set only for apps
     /// that configure them.
     pub const DEVICE: &str = "TROUPE_DEVICE";
+}
+
+/// How an instance that a server starts joins the fabric (an app's `mode`,
+/// passed in [`env::MODE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstanceMode {
+    /// A Zenoh peer: linked to the server and, by gossip, directly to every
+    /// other peer, so that data between applications does not cross the
+    /// server. The default.
+    #[default]
+    Peer,
+    /// A Zenoh client: one link, to the server, which forwards everything.
+    /// For applications of which there are many, such as the subscribers of
+    /// a large fan-out: peers would link to each other in pairs.
+    Client,
+}
+
+impl InstanceMode {
+    /// `peer` or `client`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceMode::Peer => "peer",
+            InstanceMode::Client => "client",
+        }
+    }
+
+    /// The mode named `name` (exactly `peer` or `client`).
+    pub fn parse(name: &str) -> Option<InstanceMode> {
+        match name {
+            "peer" => Some(InstanceMode::Peer),
+            "client" => Some(InstanceMode::Client),
+            _ => None,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, the time unit of every record.

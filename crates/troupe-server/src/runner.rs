@@ -115,6 +115,7 @@ fn command(
         .env(env::APP, &inst.app)
         .env(env::INSTANCE, inst.id.to_string())
         .env(env::REALM, shared.keys.realm())
+        .env(env::MODE, app.mode.as_str())
         .process_group(0)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

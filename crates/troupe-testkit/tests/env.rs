@@ -16,6 +16,11 @@ name = "who"
 executable = "FIXTURE"
 args = ["env"]
 multiple = "unlimited"
+[[app]]
+name = "who-client"
+executable = "FIXTURE"
+args = ["env"]
+mode = "client"
 "#,
     ))
     .unwrap();
@@ -30,11 +35,17 @@ multiple = "unlimited"
                 "TROUPE_APP=who".to_string(),
                 format!("TROUPE_ENDPOINT={}", s.endpoint()),
                 format!("TROUPE_INSTANCE={}", inst.id()),
+                "TROUPE_MODE=peer".to_string(),
                 "TROUPE_REALM=troupe".to_string(),
                 format!("TROUPE_SERVER={}", s.name()),
             ]
         );
     }
+    // An app configured as a client is told so.
+    let inst = start(&server, "who-client", &[]).await;
+    assert_eq!(ended(&inst).await.state, State::Success);
+    let out = texts(&all_output(&inst).await);
+    assert!(out.contains(&"TROUPE_MODE=client".to_string()), "{out:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

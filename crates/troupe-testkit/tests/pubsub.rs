@@ -54,11 +54,14 @@ async fn twenty_synchronised_subscribers_each_get_every_message_in_order() {
     )
     .await;
     let id = inst.id().to_string();
-    // Four subscribers in processes of their own (peers, as applications
-    // are), sixteen here over two client sessions.
+    // Four subscribers in processes of their own (two peers, as
+    // applications are by default, and two configured as clients of the
+    // server), sixteen here over two client sessions.
     let mut others = Vec::new();
-    for _ in 0..4 {
-        others.push(start(&server, "subscriber", &[&id, "feed"]).await);
+    for app in ["subscriber", "client-subscriber"] {
+        for _ in 0..2 {
+            others.push(start(&server, app, &[&id, "feed"]).await);
+        }
     }
     let second = connect(&s).await;
     let mut tasks = tokio::task::JoinSet::new();

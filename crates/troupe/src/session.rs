@@ -15,11 +15,16 @@ use zenoh::Wait as _;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// A client of the server's router: everything goes through the server.
-    /// Right for consoles and other short-lived controllers.
+    /// Right for consoles and other short-lived controllers, and for
+    /// programs run by the dozen (such as the subscribers of a large
+    /// fan-out): a client has one link.
     #[default]
     Client,
     /// A peer: connected to the server's router, and directly to other peers
-    /// for data. Right for applications.
+    /// for data. Right for a few cooperating applications. Peers link to
+    /// each other in pairs, whether or not they exchange anything: 100
+    /// peers hold about 5,000 links (BENCHMARKS.md measured a fan-out to
+    /// 100 subscribers at several times the rate as clients than as peers).
     Peer,
 }
 

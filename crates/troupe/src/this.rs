@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 use tokio::sync::watch;
 use troupe_protocol::keys::EndpointKind;
-use troupe_protocol::{env, InstanceInfo, RequestBody, State, StateEvent};
+use troupe_protocol::{env, InstanceInfo, InstanceMode, RequestBody, State, StateEvent};
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::Subscriber;
 
@@ -56,6 +56,7 @@ struct Managed {
     app: String,
     id: u64,
     realm: String,
+    mode: Mode,
 }
 
 /// Reads the `TROUPE_*` variables through `var`.
@@ -80,6 +81,19 @@ fn managed_from(var: impl Fn(&str) -> Option<String>) -> Result<Managed> {
             get(env::INSTANCE)
         ))
     })?;
+    let mode = match var(env::MODE).filter(|m| !m.is_empty()) {
+        None => Mode::Peer,
+        Some(name) => match InstanceMode::parse(&name) {
+            Some(InstanceMode::Peer) => Mode::Peer,
+            Some(InstanceMode::Client) => Mode::Client,
+            None => {
+                return Err(Error::Invalid(format!(
+                    "{} is {name:?}: expected \"peer\" or \"client\"",
+                    env::MODE
+                )))
+            }
+        },
+    };
     let m = Managed {
         endpoint: get(env::ENDPOINT),
         server: get(env::SERVER),
@@ -88,6 +102,7 @@ fn managed_from(var: impl Fn(&str) -> Option<String>) -> Result<Managed> {
         realm: var(env::REALM)
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| troupe_protocol::DEFAULT_REALM.to_string()),
+        mode,
     };
     for (kind, name) in [("server", &m.server), ("app", &m.app), ("realm", &m.realm)] {
         troupe_protocol::validate_name(kind, name).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -98,7 +113,11 @@ fn managed_from(var: impl Fn(&str) -> Option<String>) -> Result<Managed> {
 impl This {
     /// The instance this process is, as told by the server that started it
     /// (`TROUPE_ENDPOINT`, `TROUPE_SERVER`, `TROUPE_APP`, `TROUPE_INSTANCE`,
-    /// optional `TROUPE_REALM`). Opens a peer session to the server.
+    /// optional `TROUPE_REALM` and `TROUPE_MODE`). Opens a session to the
+    /// server: a peer, or a client when the app's `mode` is `client`
+    /// ([`InstanceMode`]).
+    ///
+    /// [`InstanceMode`]: troupe_protocol::InstanceMode
     ///
     /// # Errors
     /// [`Error::NotManaged`] when those variables are not set (the process
@@ -107,7 +126,7 @@ impl This {
     pub async fn init() -> Result<This> {
         let m = managed_from(|k| std::env::var(k).ok())?;
         let opts = SessionOptions {
-            mode: Mode::Peer,
+            mode: m.mode,
             realm: m.realm,
             ..SessionOptions::default()
         };
@@ -465,6 +484,23 @@ mod tests {
         let mut with_realm = full.to_vec();
         with_realm.push((env::REALM, "lab"));
         assert_eq!(managed_from(vars(&with_realm)).unwrap().realm, "lab");
+        assert_eq!(m.mode, Mode::Peer);
+        for (name, mode) in [
+            ("peer", Mode::Peer),
+            ("client", Mode::Client),
+            ("", Mode::Peer),
+        ] {
+            let mut with_mode = full.to_vec();
+            with_mode.push((env::MODE, name));
+            assert_eq!(managed_from(vars(&with_mode)).unwrap().mode, mode, "{name}");
+        }
+        let mut bad = full.to_vec();
+        bad.push((env::MODE, "router"));
+        let e = managed_from(vars(&bad)).unwrap_err();
+        assert!(
+            matches!(e, Error::Invalid(_)) && e.to_string().contains("TROUPE_MODE"),
+            "{e}"
+        );
         let mut bad = full.to_vec();
         bad[3] = (env::INSTANCE, "twelve");
         assert!(matches!(managed_from(vars(&bad)), Err(Error::Invalid(_))));

@@ -40,6 +40,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use troupe_protocol::device::DeviceSettings;
 use troupe_protocol::validate_name;
+use troupe_protocol::InstanceMode;
 
 mod read;
 #[cfg(test)]
@@ -92,6 +93,9 @@ pub struct AppConfig {
     pub args: Vec<String>,
     /// Extra environment variables.
     pub env: BTreeMap<String, String>,
+    /// How the instances join the fabric, passed in `TROUPE_MODE`: peers
+    /// (default) or clients of the server.
+    pub mode: InstanceMode,
     /// The instances' current directory; a relative one in the file is joined
     /// to the file's directory.
     pub working_dir: Option<PathBuf>,

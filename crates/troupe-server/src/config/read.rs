@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 use troupe_protocol::device::{DeviceSettings, FirstUpdate};
-use troupe_protocol::{validate_name, DEFAULT_ENDPOINT, DEFAULT_REALM};
+use troupe_protocol::{validate_name, InstanceMode, DEFAULT_ENDPOINT, DEFAULT_REALM};
 
 const SERVER_KEYS: &[&str] = &[
     "name",
@@ -32,6 +32,7 @@ const APP_KEYS: &[&str] = &[
     "executable",
     "args",
     "env",
+    "mode",
     "working_dir",
     "multiple",
     "starting_time",
@@ -146,6 +147,7 @@ fn app(t: &mut Table<'_>, base_dir: &Path, has_log_dir: bool) -> Result<AppConfi
     let executable = t.required("executable")?.word()?;
     let args = opt(t.take("args"), Value::words)?.unwrap_or_default();
     let env = opt(t.take("env"), Value::env)?.unwrap_or_default();
+    let mode = opt(t.take("mode"), Value::mode)?.unwrap_or_default();
     let working_dir = opt(t.take("working_dir"), |v| v.path(base_dir))?;
     let multiple = opt(t.take("multiple"), Value::count_or_unlimited)?.unwrap_or(Some(1));
     let starting_time = opt(t.take("starting_time"), Value::starting_time)?
@@ -207,6 +209,7 @@ fn app(t: &mut Table<'_>, base_dir: &Path, has_log_dir: bool) -> Result<AppConfi
         executable,
         args,
         env,
+        mode,
         working_dir,
         multiple,
         starting_time,
@@ -607,6 +610,16 @@ impl<'a> Value<'a> {
                 "unknown restart policy {other:?}: expected \"never\", \"on-failure\" or \"always\""
             ))),
         }
+    }
+
+    fn mode(self) -> Result<InstanceMode> {
+        let loc = self.loc.clone();
+        let name = self.string()?;
+        InstanceMode::parse(&name).ok_or_else(|| {
+            loc.err(format!(
+                "unknown mode {name:?}: expected \"peer\" or \"client\""
+            ))
+        })
     }
 
     fn signal(self) -> Result<Signal> {

@@ -134,6 +134,7 @@ fn defaults() {
         executable: "true".into(),
         args: vec![],
         env: BTreeMap::new(),
+        mode: InstanceMode::Peer,
         working_dir: None,
         multiple: Some(1),
         starting_time: StartingTime::After(Duration::ZERO),
@@ -339,6 +340,19 @@ fn restart_max_delay_must_not_be_shorter_than_restart_delay() {
     let m = refused(&app("\nrestart_delay = \"1m\""), 7, "app[0].restart_delay");
     assert!(m.contains("set restart_max_delay"), "{m}");
     refused(&app("restart = \"sometimes\""), 6, "app[0].restart");
+}
+
+#[test]
+fn modes() {
+    let mode = |v: &str| parse(&app(&format!("mode = \"{v}\""))).apps[0].mode;
+    assert_eq!(mode("peer"), InstanceMode::Peer);
+    assert_eq!(mode("client"), InstanceMode::Client);
+    let m = refused(&app("\nmode = \"Client\""), 7, "app[0].mode");
+    assert_eq!(
+        m,
+        "unknown mode \"Client\": expected \"peer\" or \"client\""
+    );
+    refused(&app("mode = 1"), 6, "app[0].mode");
 }
 
 #[test]

@@ -249,6 +249,12 @@ executable = "FIXTURE"
 args = ["subscribe"]
 multiple = "unlimited"
 [[app]]
+name = "client-subscriber"
+executable = "FIXTURE"
+args = ["subscribe"]
+multiple = "unlimited"
+mode = "client"
+[[app]]
 name = "responder"
 executable = "FIXTURE"
 args = ["respond"]
