@@ -100,6 +100,10 @@ const ALL: [&str; 10] = [
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.serve.is_some() {
+        // A server process, as `troupe server` runs it (one thread yet).
+        troupe_server::tune_zenoh_runtime();
+    }
     // Logs of the troupe library (and Zenoh), off unless asked for: the
     // bench, its peers and its servers all read `TROUPE_LOG`.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("TROUPE_LOG") {

@@ -38,6 +38,10 @@ use clap::Parser;
 /// Parses the command line, runs the command, and returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if matches!(cli.command, args::Command::Server(_)) {
+        // Still one thread: no runtime, no Zenoh yet.
+        troupe_server::tune_zenoh_runtime();
+    }
     // The console keeps Zenoh's warnings (such as each failed connection
     // attempt) to itself: its own errors are one line.
     let default_filter = if matches!(cli.command, args::Command::Server(_)) {

@@ -1,5 +1,6 @@
 //! The `troupe server` process: no instance outlives it, whether it is
-//! killed (`kill -9`) or asked to stop (SIGTERM).
+//! killed (`kill -9`) or asked to stop (SIGTERM); its Zenoh settings are
+//! its own.
 
 mod common;
 
@@ -116,4 +117,46 @@ fn sigterm_stops_the_instances_and_the_server_exits_0() {
         alive(&guardian).is_empty(),
         "the guardian outlived the server"
     );
+}
+
+/// `troupe server` gives its own Zenoh runtimes two transmit threads
+/// (`ZENOH_RUNTIME`), and its instances do not inherit that; an app that
+/// sets the variable in its `env` keeps its value.
+#[test]
+fn the_servers_zenoh_settings_stay_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"
+[[app]]
+name = "plain"
+executable = "sh"
+args = ["-c", 'echo "ZR=${ZENOH_RUNTIME-unset}"']
+
+[[app]]
+name = "own"
+executable = "sh"
+args = ["-c", 'echo "ZR=${ZENOH_RUNTIME-unset}"']
+env = { ZENOH_RUNTIME = "(rx: (worker_threads: 3))" }
+"#;
+    let server = ServerProcess::start(Some(&write_config(dir.path(), "troupe.toml", text)));
+    // Its transmit runtime has two threads (`tx-0`, `tx-1`) once a console
+    // has linked to it (ServerProcess::start ran `troupe apps`).
+    let tx_threads = || {
+        std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .filter(|comm| comm.starts_with("tx-"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let _ = server.run(&["apps"]);
+    wait_until("two transmit threads", Duration::from_secs(10), || {
+        tx_threads() == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}: {} tx threads", tx_threads()));
+    let plain = server.run(&["exec", "plain"]);
+    assert_eq!(plain.ok().trim(), "ZR=unset", "{plain:?}");
+    let own = server.run(&["exec", "own"]);
+    assert_eq!(own.ok().trim(), "ZR=(rx: (worker_threads: 3))", "{own:?}");
 }

@@ -30,6 +30,39 @@ mod status;
 pub use config::{Config, ConfigError};
 pub use output::LogFile;
 
+/// The variable through which Zenoh reads the settings of its runtimes
+/// (once, at its first use in a process).
+pub const ZENOH_RUNTIME_VAR: &str = "ZENOH_RUNTIME";
+
+/// The settings a server process gives Zenoh's runtimes (see
+/// [`tune_zenoh_runtime`]): two transmit threads instead of one. A server is
+/// the router of its clients, and one thread writing every link held back
+/// a fan-out through it: 64 KiB messages to 10 subscribers went about 10%
+/// faster with two (BENCHMARKS.md, "troupe's patterns", 7).
+pub const ZENOH_RUNTIME: &str = "(tx: (worker_threads: 2))";
+
+static TUNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gives this process's Zenoh runtimes the server's settings
+/// ([`ZENOH_RUNTIME`]), unless the user set `ZENOH_RUNTIME`, whose settings
+/// then win. Call it first thing in `main` of a process that runs a
+/// server, before any other thread starts (it sets an environment variable)
+/// and before Zenoh is used. The instances the server starts do not inherit
+/// what it set. Returns whether it set anything.
+pub fn tune_zenoh_runtime() -> bool {
+    if std::env::var_os(ZENOH_RUNTIME_VAR).is_some() {
+        return false;
+    }
+    std::env::set_var(ZENOH_RUNTIME_VAR, ZENOH_RUNTIME);
+    TUNED.store(true, Ordering::Relaxed);
+    true
+}
+
+/// Whether [`tune_zenoh_runtime`] set `ZENOH_RUNTIME` in this process.
+pub(crate) fn tuned() -> bool {
+    TUNED.load(Ordering::Relaxed)
+}
+
 use instance::{Cmd, Shared};
 use std::future::Future;
 use std::sync::atomic::Ordering;

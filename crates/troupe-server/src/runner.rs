@@ -124,6 +124,10 @@ fn command(
     if let Some(dir) = &app.working_dir {
         cmd.current_dir(dir);
     }
+    // The server's own Zenoh settings are not the instances'.
+    if crate::tuned() && !app.env.contains_key(crate::ZENOH_RUNTIME_VAR) {
+        cmd.env_remove(crate::ZENOH_RUNTIME_VAR);
+    }
     match &app.device {
         Some(device) => {
             cmd.env(env::DEVICE, device.to_json());

@@ -502,6 +502,8 @@ impl ServerProcess {
         }
         cmd.args(["--listen", &endpoint, "--name", &name])
             .env("TROUPE_LOG", "info,zenoh=warn")
+            // The server's own Zenoh settings (see server_binary.rs).
+            .env_remove("ZENOH_RUNTIME")
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file);
         let child = cmd.spawn().map_err(|e| e.to_string())?;
