@@ -23,8 +23,9 @@ pub enum Mode {
     /// A peer: connected to the server's router, and directly to other peers
     /// for data. Right for a few cooperating applications. Peers link to
     /// each other in pairs, whether or not they exchange anything: 100
-    /// peers hold about 5,000 links (BENCHMARKS.md measured a fan-out to
-    /// 100 subscribers at several times the rate as clients than as peers).
+    /// peers hold about 5,000 links. A fan-out to 100 subscribers ran
+    /// several times faster with the subscribers as clients than as peers
+    /// (BENCHMARKS.md).
     Peer,
 }
 
