@@ -45,7 +45,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         "tcp-status-relay" => crate::status_floor::tcp_relay(arg(rest, 0)?),
         "tcp-status-emitter" => crate::status_floor::tcp_emitter(arg(rest, 0)?),
         "troupe-status-emitter" => crate::troupe_status::emitter(arg(rest, 0)?),
-        "troupe-rep" => crate::troupe_patterns::rep(arg(rest, 0)?),
+        "troupe-rep" => crate::troupe_patterns::rep(
+            arg(rest, 0)?,
+            rest.get(1).map(String::as_str) == Some("serve"),
+        ),
         "troupe-pub" => crate::troupe_patterns::publisher(arg(rest, 0)?, arg(rest, 1)?.parse()?),
         "troupe-channel-owner" => crate::troupe_channel::owner(arg(rest, 0)?, arg(rest, 1)?),
         "troupe-object-server" => crate::troupe_object::object_server(arg(rest, 0)?, arg(rest, 1)?),

@@ -47,7 +47,8 @@ fn subjects() -> Vec<Box<dyn RttSubject>> {
         Box::new(crate::zenoh_raw::RttPingPong { routed: true }),
         #[cfg(feature = "zmq")]
         Box::new(crate::zmq_peer::RttReqRep),
-        Box::new(crate::troupe_patterns::RttReqRep),
+        Box::new(crate::troupe_patterns::RttReqRep { served: false }),
+        Box::new(crate::troupe_patterns::RttReqRep { served: true }),
         Box::new(crate::troupe_channel::RttChannel),
         Box::new(crate::troupe_object::RttObject),
     ]

@@ -23,7 +23,7 @@
 //!   to them (peers would also link to each other). Subscribers count the
 //!   messages they received and report `Subscriber::missed`.
 
-use crate::peer::{Peers, IDLE};
+use crate::peer::{Activity, Peers, IDLE};
 use crate::pin::Placement;
 use crate::report::Role;
 use crate::rtt::{RttLink, RttSubject};
@@ -120,15 +120,27 @@ pub(crate) async fn attached(
 }
 
 /// `rtt`: a request and its reply.
-pub struct RttReqRep;
+pub struct RttReqRep {
+    /// The far end answers in its handler (`This::serve`, on Zenoh's
+    /// thread) rather than from a task reading a `Responder`.
+    pub served: bool,
+}
 
 impl RttSubject for RttReqRep {
     fn name(&self) -> &'static str {
-        "troupe req/rep"
+        if self.served {
+            "troupe req/rep, served"
+        } else {
+            "troupe req/rep"
+        }
     }
 
     fn topology(&self) -> &'static str {
-        "peer to peer beside a server, Requester → Responder"
+        if self.served {
+            "peer to peer beside a server, Requester → This::serve"
+        } else {
+            "peer to peer beside a server, Requester → Responder"
+        }
     }
 
     fn role(&self) -> Role {
@@ -136,12 +148,18 @@ impl RttSubject for RttReqRep {
     }
 
     fn method(&self) -> String {
+        let far = if self.served {
+            "a worker of the far end that answers in its handler (This::serve: on Zenoh's \
+             receiving thread, Request::reply_now), as the raw ping-pong answers in its callback"
+        } else {
+            "a Responder of the far end, whose task reads each request (Responder::recv) and \
+             replies (Request::reply)"
+        };
         format!(
             "{SETTINGS}; the bench's Requester (request, Message::zbytes of one payload kept \
-             as ZBytes, as the raw rows keep theirs: no copy) to a Responder of the far end, \
-             which replies with the request's message (a clone of a ZBytes: no copy); troupe's \
-             settings: requests and replies by declared publishers, express, Block; the server \
-             process is not pinned"
+             as ZBytes, as the raw rows keep theirs: no copy) to {far}, with the request's \
+             message (a clone of a ZBytes: no copy); troupe's settings: requests and replies \
+             by declared publishers, express, Block; the server process is not pinned"
         )
     }
 
@@ -149,11 +167,11 @@ impl RttSubject for RttReqRep {
         Box::pin(async move {
             let (process, server) = server().await?;
             let mut peers = Peers::default();
-            peers.spawn(
-                "troupe-rep",
-                placement,
-                std::slice::from_ref(&process.endpoint),
-            )?;
+            let mut args = vec![process.endpoint.clone()];
+            if self.served {
+                args.push("serve".into());
+            }
+            peers.spawn("troupe-rep", placement, &args)?;
             let instance = attached(&server, REP_APP, &mut peers).await?;
             let requester = instance
                 .requester_with(
@@ -210,14 +228,42 @@ impl RttLink for ReqLink {
     }
 }
 
-/// Peer `troupe-rep ENDPOINT`: attaches to the server as `bench-rep` and
-/// answers every request to its responder `echo` with the request's message.
+/// Peer `troupe-rep ENDPOINT [serve]`: attaches to the server as
+/// `bench-rep` and answers every request to its responder `echo` with the
+/// request's message: from a task reading a `Responder`, or with `serve`
+/// in the handler of `This::serve`.
 ///
 /// # Errors
 ///
 /// Attaching failed, a reply failed, or idle for [`IDLE`].
-pub fn rep(endpoint: &str) -> anyhow::Result<()> {
-    runtime()?.block_on(serve_echo(endpoint))
+pub fn rep(endpoint: &str, served: bool) -> anyhow::Result<()> {
+    if served {
+        runtime()?.block_on(serve_echo_in_handler(endpoint))
+    } else {
+        runtime()?.block_on(serve_echo(endpoint))
+    }
+}
+
+async fn serve_echo_in_handler(endpoint: &str) -> anyhow::Result<()> {
+    let this = This::attach_with(endpoint, REP_APP, options()).await?;
+    let failed = Arc::new(std::sync::Mutex::new(None));
+    let failure = failed.clone();
+    let _service = this
+        .serve(ECHO, move |request| {
+            Activity::get().touch();
+            let echo = request.message().clone();
+            if let Err(e) = request.reply_now(echo) {
+                *failure.lock().expect("failure lock") = Some(e);
+            }
+        })
+        .await?;
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if let Some(e) = failed.lock().expect("failure lock").take() {
+            anyhow::bail!("a reply failed: {e}");
+        }
+        anyhow::ensure!(Activity::get().idle() < IDLE, "idle for {IDLE:?}");
+    }
 }
 
 async fn serve_echo(endpoint: &str) -> anyhow::Result<()> {

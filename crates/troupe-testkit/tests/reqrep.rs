@@ -322,3 +322,92 @@ async fn a_responder_that_never_comes_times_out_and_an_ended_instance_is_gone() 
         .await
         .unwrap();
 }
+
+/// A worker that answers in a function (`This::serve`), on Zenoh's thread:
+/// at once, from a task it moves the request to, with a failure, by
+/// dropping the request; it shares a name with a `Responder`; dropping it
+/// fails what it still holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_answers_from_its_handler() {
+    let (s, server) = pattern_server().await;
+    let this = within("attach", troupe::This::attach(s.endpoint(), "served"))
+        .await
+        .unwrap();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let service = within(
+        "serve",
+        this.serve("calc", move |request| {
+            let text = request.message().as_text().unwrap_or_default().to_string();
+            match text.as_str() {
+                "later" => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        let _ = request.reply("answered later").await;
+                    });
+                }
+                "refuse" => request.fail_now("refused here"),
+                "drop" => drop(request),
+                "hold" => keep.lock().unwrap().push(request),
+                _ => request.reply_now(format!("echo {text}")).unwrap(),
+            }
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(service.name(), "calc");
+    assert!(!service.member().is_empty());
+    let target = within("instance", server.instance(this.id()))
+        .await
+        .unwrap();
+    let r = requester(&target, "calc", TIMEOUT).await;
+    within("worker", r.wait_for_responder(TIMEOUT))
+        .await
+        .unwrap();
+    for i in 0..100 {
+        assert_eq!(ask(&r, &format!("n{i}")).await, format!("echo n{i}"));
+    }
+    assert_eq!(ask(&r, "later").await, "answered later");
+    let e = within("refuse", r.request("refuse")).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Refused(m) if m.contains("refused here")),
+        "{e}"
+    );
+    let e = within("drop", r.request("drop")).await.unwrap_err();
+    assert!(matches!(e, Error::Refused(_)), "{e}");
+    // A Responder of the same name: requests go to both in turn.
+    let mut responder = within("responder", this.responder("calc")).await.unwrap();
+    let answering = tokio::spawn(async move {
+        while let Ok(request) = responder.recv().await {
+            let _ = request.reply("from the responder").await;
+        }
+    });
+    eventually("two workers", TIMEOUT, || r.workers() == 2).await;
+    let mut answers = BTreeMap::new();
+    for _ in 0..10 {
+        *answers.entry(ask(&r, "x").await).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answers.keys().collect::<Vec<_>>(),
+        ["echo x", "from the responder"],
+        "{answers:?}"
+    );
+    answering.abort();
+    eventually("one worker", TIMEOUT, || r.workers() == 1).await;
+    // A request the service holds fails when the service goes away.
+    let r2 = requester(&target, "calc", TIMEOUT).await;
+    within("worker", r2.wait_for_responder(TIMEOUT))
+        .await
+        .unwrap();
+    eventually("r2 sees one worker", TIMEOUT, || r2.workers() == 1).await;
+    let pending = tokio::spawn(async move { r2.request("hold").await });
+    eventually("the request is held", TIMEOUT, || {
+        held.lock().unwrap().len() == 1
+    })
+    .await;
+    let t = Instant::now();
+    drop(service);
+    let e = within("pending", pending).await.unwrap().unwrap_err();
+    assert!(matches!(e, Error::Gone(_) | Error::Refused(_)), "{e}");
+    assert!(t.elapsed() < TIMEOUT, "{:?}", t.elapsed());
+}

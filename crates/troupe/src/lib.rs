@@ -177,7 +177,7 @@ pub use message::{Content, Message};
 pub use object::{ObjectClient, ObjectServer, RpcError};
 pub use output::OutputStream;
 pub use pubsub::{Publisher, PublisherOptions, Subscriber, SubscriberOptions};
-pub use reqrep::{ReplyStream, Request, Requester, RequesterOptions, Responder};
+pub use reqrep::{ReplyStream, Request, Requester, RequesterOptions, Responder, Service};
 pub use server::Server;
 pub use session::{Mode, Session, SessionOptions, MAX_RX_BUFFERS};
 pub use status::{StatusFollower, StatusOp, StatusUpdate, StatusUpdater};

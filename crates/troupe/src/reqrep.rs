@@ -1,5 +1,7 @@
 //! Requester / responder: [`Responder`] (made by
-//! [`This::responder`](crate::This::responder)) and [`Requester`] (made by
+//! [`This::responder`](crate::This::responder)), [`Service`] (a worker
+//! answering in a function, made by [`This::serve`](crate::This::serve))
+//! and [`Requester`] (made by
 //! [`Instance::requester`](crate::Instance::requester)).
 //!
 //! Requests and replies are Zenoh puts, not queries: a put/subscriber round
@@ -53,42 +55,65 @@ pub struct Responder {
     _token: LivelinessToken,
 }
 
+/// Where a worker's subscriber puts the requests it receives.
+enum Deliver {
+    /// Into the worker's queue, for [`Responder::recv`].
+    Queue(mpsc::Sender<Request>),
+    /// To a handler, called on Zenoh's receiving thread ([`Service`]).
+    Handler(Arc<dyn Fn(Request) + Send + Sync>),
+}
+
+/// Declares a worker of `ep`: its subscriber (which hands each request to
+/// `deliver`) and its liveliness token.
+async fn declare_worker(
+    ep: &Endpoint,
+    deliver: Deliver,
+) -> Result<(String, zenoh::pubsub::Subscriber<()>, LivelinessToken)> {
+    let session = ep.session.clone();
+    let member = endpoint::new_member(&session, Role::Worker);
+    let key = format!("{}/{member}", ep.data_key());
+    let replies = Arc::new(ReplyPublishers::new(&session));
+    let sub = {
+        let label = ep.label();
+        session
+            .zenoh()
+            .declare_subscriber(key)
+            .callback(move |sample| {
+                let Some((frame, body)) = endpoint::decode(&sample) else {
+                    return;
+                };
+                let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
+                    return;
+                };
+                let request = Request::new(
+                    Message::from_parts(frame.content, frame.header, body),
+                    frame.seq,
+                    address.from,
+                    address.reply_key,
+                    replies.clone(),
+                );
+                match &deliver {
+                    Deliver::Queue(tx) => {
+                        if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(request) {
+                            r.fail_now(format!(
+                                "{label} is overloaded: {WORKER_QUEUE} requests queued"
+                            ));
+                        }
+                    }
+                    Deliver::Handler(handler) => handler(request),
+                }
+            })
+            .await
+            .map_err(Error::Zenoh)?
+    };
+    let token = ep.declare_member(&member).await?;
+    Ok((member, sub, token))
+}
+
 impl Responder {
     pub(crate) async fn declare(ep: Endpoint) -> Result<Responder> {
-        let session = ep.session.clone();
-        let member = endpoint::new_member(&session, Role::Worker);
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
-        let key = format!("{}/{member}", ep.data_key());
-        let replies = Arc::new(ReplyPublishers::new(&session));
-        let sub = {
-            let label = ep.label();
-            session
-                .zenoh()
-                .declare_subscriber(key)
-                .callback(move |sample| {
-                    let Some((frame, body)) = endpoint::decode(&sample) else {
-                        return;
-                    };
-                    let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
-                        return;
-                    };
-                    let request = Request::new(
-                        Message::from_parts(frame.content, frame.header, body),
-                        frame.seq,
-                        address.from,
-                        address.reply_key,
-                        replies.clone(),
-                    );
-                    if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(request) {
-                        r.fail_now(format!(
-                            "{label} is overloaded: {WORKER_QUEUE} requests queued"
-                        ));
-                    }
-                })
-                .await
-                .map_err(Error::Zenoh)?
-        };
-        let token = ep.declare_member(&member).await?;
+        let (member, sub, token) = declare_worker(&ep, Deliver::Queue(tx)).await?;
         Ok(Responder {
             ep,
             member,
@@ -136,6 +161,59 @@ impl Responder {
     }
 }
 
+/// A worker of a named responder whose requests are handed to a function,
+/// on Zenoh's receiving thread, as they arrive: made by
+/// [`This::serve`](crate::This::serve). Requesters see it as any other
+/// worker. It serves until dropped.
+///
+/// The handler is given each [`Request`] and answers it: at once with
+/// [`Request::reply_now`] or [`Request::fail_now`] (or by dropping it,
+/// which sends a failure), or later from a task it moves the request to
+/// ([`Request::reply`]). It runs where Zenoh reads the link, so it must
+/// not block: while it runs, nothing else arrives on that link. This saves
+/// a hand-off between threads per request compared with
+/// [`Responder::recv`], which matters for short answers computed at once.
+pub struct Service {
+    ep: Endpoint,
+    member: String,
+    _sub: zenoh::pubsub::Subscriber<()>,
+    _token: LivelinessToken,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.ep.name)
+            .field("member", &self.member)
+            .finish()
+    }
+}
+
+impl Service {
+    pub(crate) async fn declare(
+        ep: Endpoint,
+        handler: impl Fn(Request) + Send + Sync + 'static,
+    ) -> Result<Service> {
+        let (member, sub, token) = declare_worker(&ep, Deliver::Handler(Arc::new(handler))).await?;
+        Ok(Service {
+            ep,
+            member,
+            _sub: sub,
+            _token: token,
+        })
+    }
+
+    /// The responder's name.
+    pub fn name(&self) -> &str {
+        &self.ep.name
+    }
+
+    /// This worker's member id.
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+}
+
 /// A request received by a [`Responder`], to be answered.
 ///
 /// Answer with [`Request::reply`] (once, final), after any number of
@@ -179,19 +257,40 @@ impl ReplyPublishers {
     }
 
     async fn get(&self, key: &str) -> Result<Arc<ZPublisher>> {
-        let now = std::time::Instant::now();
-        if let Some((p, used)) = self.map.lock().expect("replies lock").get_mut(key) {
-            *used = now;
-            return Ok(p.clone());
+        if let Some(p) = self.cached(key) {
+            return Ok(p);
         }
-        let p = Arc::new(
-            self.zenoh
-                .declare_publisher(key.to_string())
-                .congestion_control(CongestionControl::Block)
-                .express(true)
-                .await
-                .map_err(Error::Zenoh)?,
-        );
+        let p = Arc::new(self.declare(key).await.map_err(Error::Zenoh)?);
+        self.keep(key, &p);
+        Ok(p)
+    }
+
+    /// As `get`, without awaiting (from a callback).
+    fn get_now(&self, key: &str) -> Result<Arc<ZPublisher>> {
+        if let Some(p) = self.cached(key) {
+            return Ok(p);
+        }
+        let p = Arc::new(self.declare(key).wait().map_err(Error::Zenoh)?);
+        self.keep(key, &p);
+        Ok(p)
+    }
+
+    fn declare(&self, key: &str) -> zenoh::pubsub::PublisherBuilder<'_, 'static> {
+        self.zenoh
+            .declare_publisher(key.to_string())
+            .congestion_control(CongestionControl::Block)
+            .express(true)
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<ZPublisher>> {
+        let mut map = self.map.lock().expect("replies lock");
+        let (p, used) = map.get_mut(key)?;
+        *used = std::time::Instant::now();
+        Some(p.clone())
+    }
+
+    fn keep(&self, key: &str, p: &Arc<ZPublisher>) {
+        let now = std::time::Instant::now();
         let mut map = self.map.lock().expect("replies lock");
         if map.len() >= REPLY_PUBLISHERS {
             map.retain(|_, (_, used)| now.duration_since(*used) < REPLY_PUBLISHER_IDLE);
@@ -206,7 +305,6 @@ impl ReplyPublishers {
             }
         }
         map.insert(key.to_string(), (p.clone(), now));
-        Ok(p)
     }
 }
 
@@ -248,10 +346,31 @@ impl Request {
         self
     }
 
-    /// Sends a failure at once, without waiting (from a callback).
-    pub(crate) fn fail_now(mut self, reason: String) {
+    /// Answers with a failure at once, without awaiting (from a
+    /// [`Service`]'s handler, or any code that is not async): the
+    /// requester gets [`Error::Refused`] with `reason`. Best effort: a
+    /// failure that cannot be sent is logged.
+    pub fn fail_now(mut self, reason: impl Into<String>) {
         self.done = true;
-        self.put_now(FrameType::Failure, reason);
+        self.put_now(FrameType::Failure, reason.into());
+    }
+
+    /// Sends the answer at once, without awaiting (from a [`Service`]'s
+    /// handler, or any code that is not async). It may wait for room in
+    /// Zenoh's queue toward the requester, as [`Request::reply`] does.
+    ///
+    /// # Errors
+    /// [`Error::Zenoh`].
+    pub fn reply_now(mut self, message: impl Into<Message>) -> Result<()> {
+        self.done = true;
+        let message = message.into();
+        let (payload, attachment) = self.frame(FrameType::Final, message)?;
+        self.replies
+            .get_now(&self.reply_key)?
+            .put(payload)
+            .attachment(attachment)
+            .wait()
+            .map_err(Error::Zenoh)
     }
 
     /// The request.
@@ -294,18 +413,24 @@ impl Request {
     }
 
     async fn put(&self, kind: FrameType, message: Message) -> Result<()> {
+        let (payload, attachment) = self.frame(kind, message)?;
+        let publisher = self.replies.get(&self.reply_key).await?;
+        publisher
+            .put(payload)
+            .attachment(attachment)
+            .await
+            .map_err(Error::Zenoh)
+    }
+
+    /// The payload and attachment of a reply of `kind`.
+    fn frame(&self, kind: FrameType, message: Message) -> Result<(ZBytes, ZBytes)> {
         let frame = endpoint::frame_for(
             kind,
             self.id,
             message.content(),
             message.header().map(<[u8]>::to_vec),
         );
-        let publisher = self.replies.get(&self.reply_key).await?;
-        publisher
-            .put(message.into_payload())
-            .attachment(endpoint::attachment(&frame)?)
-            .await
-            .map_err(Error::Zenoh)
+        Ok((message.into_payload(), endpoint::attachment(&frame)?))
     }
 
     /// Sends a frame without waiting (from a callback or `Drop`).

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::feed;
 use crate::instance::Instance;
 use crate::pubsub::{Publisher, PublisherOptions};
-use crate::reqrep::Responder;
+use crate::reqrep::{Request, Responder, Service};
 use crate::server::{self, Server};
 use crate::session::{Mode, Session, SessionOptions};
 use std::fmt;
@@ -265,6 +265,35 @@ impl This {
     pub async fn responder(&self, name: &str) -> Result<Responder> {
         let ep = self.endpoint(EndpointKind::Responder, name)?;
         Responder::declare(ep).await
+    }
+
+    /// Declares a worker of the responder `name` of this instance whose
+    /// requests go to `handler`, called on Zenoh's receiving thread as each
+    /// arrives (see [`Service`]): it must answer at once
+    /// ([`Request::reply_now`]) or move the request to a task, and never
+    /// block. Requesters cannot tell it from a [`Responder`]; both may serve
+    /// one name.
+    ///
+    /// ```no_run
+    /// # async fn demo(this: troupe::This) -> troupe::Result<()> {
+    /// let _echo = this
+    ///     .serve("echo", |request| {
+    ///         let answer = request.message().clone();
+    ///         let _ = request.reply_now(answer);
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad name, [`Error::Zenoh`].
+    pub async fn serve(
+        &self,
+        name: &str,
+        handler: impl Fn(Request) + Send + Sync + 'static,
+    ) -> Result<Service> {
+        let ep = self.endpoint(EndpointKind::Responder, name)?;
+        Service::declare(ep, handler).await
     }
 
     fn endpoint(&self, kind: EndpointKind, name: &str) -> Result<Endpoint> {
