@@ -48,9 +48,16 @@ pub const WORKER_QUEUE: usize = 4096;
 /// requesters see it, and its death fails their pending requests.
 #[derive(Debug)]
 pub struct Responder {
+    worker: Declared,
+    rx: mpsc::Receiver<Request>,
+}
+
+/// A declared worker: its subscriber and its liveliness token, held while
+/// it serves.
+#[derive(Debug)]
+struct Declared {
     ep: Endpoint,
     member: String,
-    rx: mpsc::Receiver<Request>,
     _sub: zenoh::pubsub::Subscriber<()>,
     _token: LivelinessToken,
 }
@@ -63,8 +70,20 @@ enum Deliver {
     Handler(Arc<dyn Fn(Request) + Send + Sync>),
 }
 
-/// Declares a worker of `ep`: its subscriber (which hands each request to
-/// `deliver`) and its liveliness token.
+impl Declared {
+    /// Declares a worker of `ep`: its subscriber (which hands each request
+    /// to `deliver`) and its liveliness token.
+    async fn new(ep: Endpoint, deliver: Deliver) -> Result<Declared> {
+        let (member, sub, token) = declare_worker(&ep, deliver).await?;
+        Ok(Declared {
+            ep,
+            member,
+            _sub: sub,
+            _token: token,
+        })
+    }
+}
+
 async fn declare_worker(
     ep: &Endpoint,
     deliver: Deliver,
@@ -113,24 +132,18 @@ async fn declare_worker(
 impl Responder {
     pub(crate) async fn declare(ep: Endpoint) -> Result<Responder> {
         let (tx, rx) = mpsc::channel(WORKER_QUEUE);
-        let (member, sub, token) = declare_worker(&ep, Deliver::Queue(tx)).await?;
-        Ok(Responder {
-            ep,
-            member,
-            rx,
-            _sub: sub,
-            _token: token,
-        })
+        let worker = Declared::new(ep, Deliver::Queue(tx)).await?;
+        Ok(Responder { worker, rx })
     }
 
     /// The responder's name.
     pub fn name(&self) -> &str {
-        &self.ep.name
+        &self.worker.ep.name
     }
 
     /// This worker's member id.
     pub fn member(&self) -> &str {
-        &self.member
+        &self.worker.member
     }
 
     /// The next request. Waits without limit: drop the future to give up, or
@@ -142,7 +155,7 @@ impl Responder {
         self.rx
             .recv()
             .await
-            .ok_or_else(|| Error::Gone(format!("{}: session closed", self.ep.label())))
+            .ok_or_else(|| Error::Gone(format!("{}: session closed", self.worker.ep.label())))
     }
 
     /// The next request, waiting at most `timeout`.
@@ -154,7 +167,7 @@ impl Responder {
             Ok(r) => r,
             Err(_) => Err(Error::Timeout(format!(
                 "no request to {} within {}",
-                self.ep.label(),
+                self.worker.ep.label(),
                 fmt_duration(timeout)
             ))),
         }
@@ -173,20 +186,9 @@ impl Responder {
 /// not block: while it runs, nothing else arrives on that link. This saves
 /// a hand-off between threads per request compared with
 /// [`Responder::recv`], which matters for short answers computed at once.
+#[derive(Debug)]
 pub struct Service {
-    ep: Endpoint,
-    member: String,
-    _sub: zenoh::pubsub::Subscriber<()>,
-    _token: LivelinessToken,
-}
-
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("name", &self.ep.name)
-            .field("member", &self.member)
-            .finish()
-    }
+    worker: Declared,
 }
 
 impl Service {
@@ -194,23 +196,18 @@ impl Service {
         ep: Endpoint,
         handler: impl Fn(Request) + Send + Sync + 'static,
     ) -> Result<Service> {
-        let (member, sub, token) = declare_worker(&ep, Deliver::Handler(Arc::new(handler))).await?;
-        Ok(Service {
-            ep,
-            member,
-            _sub: sub,
-            _token: token,
-        })
+        let worker = Declared::new(ep, Deliver::Handler(Arc::new(handler))).await?;
+        Ok(Service { worker })
     }
 
     /// The responder's name.
     pub fn name(&self) -> &str {
-        &self.ep.name
+        &self.worker.ep.name
     }
 
     /// This worker's member id.
     pub fn member(&self) -> &str {
-        &self.member
+        &self.worker.member
     }
 }
 
