@@ -325,8 +325,8 @@ async fn a_responder_that_never_comes_times_out_and_an_ended_instance_is_gone() 
 
 /// A worker that answers in a function (`This::serve`), on Zenoh's thread:
 /// at once, from a task it moves the request to, with a failure, by
-/// dropping the request; it shares a name with a `Responder`; dropping it
-/// fails what it still holds.
+/// dropping the request, by panicking; it shares a name with a `Responder`;
+/// dropping it fails what it still holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_answers_from_its_handler() {
     let (s, server) = pattern_server().await;
@@ -348,6 +348,7 @@ async fn a_service_answers_from_its_handler() {
                 }
                 "refuse" => request.fail_now("refused here"),
                 "drop" => drop(request),
+                "panic" => panic!("a handler that panics"),
                 "hold" => keep.lock().unwrap().push(request),
                 _ => request.reply_now(format!("echo {text}")).unwrap(),
             }
@@ -375,6 +376,10 @@ async fn a_service_answers_from_its_handler() {
     );
     let e = within("drop", r.request("drop")).await.unwrap_err();
     assert!(matches!(e, Error::Refused(_)), "{e}");
+    // A handler that panics fails that request and serves on.
+    let e = within("panic", r.request("panic")).await.unwrap_err();
+    assert!(matches!(e, Error::Refused(_)), "{e}");
+    assert_eq!(ask(&r, "after").await, "echo after");
     // A Responder of the same name: requests go to both in turn.
     let mut responder = within("responder", this.responder("calc")).await.unwrap();
     let answering = tokio::spawn(async move {

@@ -119,7 +119,15 @@ async fn declare_worker(
                             ));
                         }
                     }
-                    Deliver::Handler(handler) => handler(request),
+                    Deliver::Handler(handler) => {
+                        // A panic stays here, not in Zenoh's task: the
+                        // request, dropped as it unwinds, answers with a
+                        // failure, and the worker serves on.
+                        let serve = std::panic::AssertUnwindSafe(|| handler(request));
+                        if std::panic::catch_unwind(serve).is_err() {
+                            tracing::error!("{label}: the handler panicked on a request");
+                        }
+                    }
                 }
             })
             .await
@@ -183,7 +191,8 @@ impl Responder {
 /// [`Request::reply_now`] or [`Request::fail_now`] (or by dropping it,
 /// which sends a failure), or later from a task it moves the request to
 /// ([`Request::reply`]). It runs where Zenoh reads the link, so it must
-/// not block: while it runs, nothing else arrives on that link. This saves
+/// not block: while it runs, nothing else arrives on that link. A handler
+/// that panics answers that request with a failure and serves on. This saves
 /// a hand-off between threads per request compared with
 /// [`Responder::recv`], which matters for short answers computed at once.
 #[derive(Debug)]
