@@ -74,7 +74,52 @@ impl Declared {
     /// Declares a worker of `ep`: its subscriber (which hands each request
     /// to `deliver`) and its liveliness token.
     async fn new(ep: Endpoint, deliver: Deliver) -> Result<Declared> {
-        let (member, sub, token) = declare_worker(&ep, deliver).await?;
+        let session = ep.session.clone();
+        let member = endpoint::new_member(&session, Role::Worker);
+        let key = format!("{}/{member}", ep.data_key());
+        let replies = Arc::new(ReplyPublishers::new(&session));
+        let sub = {
+            let label = ep.label();
+            session
+                .zenoh()
+                .declare_subscriber(key)
+                .callback(move |sample| {
+                    let Some((frame, body)) = endpoint::decode(&sample) else {
+                        return;
+                    };
+                    let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
+                        return;
+                    };
+                    let request = Request::new(
+                        Message::from_parts(frame.content, frame.header, body),
+                        frame.seq,
+                        address.from,
+                        address.reply_key,
+                        replies.clone(),
+                    );
+                    match &deliver {
+                        Deliver::Queue(tx) => {
+                            if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(request) {
+                                r.fail_now(format!(
+                                    "{label} is overloaded: {WORKER_QUEUE} requests queued"
+                                ));
+                            }
+                        }
+                        Deliver::Handler(handler) => {
+                            // A panic stays here, not in Zenoh's task: the
+                            // request, dropped as it unwinds, answers with a
+                            // failure, and the worker serves on.
+                            let serve = std::panic::AssertUnwindSafe(|| handler(request));
+                            if std::panic::catch_unwind(serve).is_err() {
+                                tracing::error!("{label}: the handler panicked on a request");
+                            }
+                        }
+                    }
+                })
+                .await
+                .map_err(Error::Zenoh)?
+        };
+        let token = ep.declare_member(&member).await?;
         Ok(Declared {
             ep,
             member,
@@ -82,59 +127,6 @@ impl Declared {
             _token: token,
         })
     }
-}
-
-async fn declare_worker(
-    ep: &Endpoint,
-    deliver: Deliver,
-) -> Result<(String, zenoh::pubsub::Subscriber<()>, LivelinessToken)> {
-    let session = ep.session.clone();
-    let member = endpoint::new_member(&session, Role::Worker);
-    let key = format!("{}/{member}", ep.data_key());
-    let replies = Arc::new(ReplyPublishers::new(&session));
-    let sub = {
-        let label = ep.label();
-        session
-            .zenoh()
-            .declare_subscriber(key)
-            .callback(move |sample| {
-                let Some((frame, body)) = endpoint::decode(&sample) else {
-                    return;
-                };
-                let (FrameType::Request, Some(address)) = (frame.kind, frame.address) else {
-                    return;
-                };
-                let request = Request::new(
-                    Message::from_parts(frame.content, frame.header, body),
-                    frame.seq,
-                    address.from,
-                    address.reply_key,
-                    replies.clone(),
-                );
-                match &deliver {
-                    Deliver::Queue(tx) => {
-                        if let Err(mpsc::error::TrySendError::Full(r)) = tx.try_send(request) {
-                            r.fail_now(format!(
-                                "{label} is overloaded: {WORKER_QUEUE} requests queued"
-                            ));
-                        }
-                    }
-                    Deliver::Handler(handler) => {
-                        // A panic stays here, not in Zenoh's task: the
-                        // request, dropped as it unwinds, answers with a
-                        // failure, and the worker serves on.
-                        let serve = std::panic::AssertUnwindSafe(|| handler(request));
-                        if std::panic::catch_unwind(serve).is_err() {
-                            tracing::error!("{label}: the handler panicked on a request");
-                        }
-                    }
-                }
-            })
-            .await
-            .map_err(Error::Zenoh)?
-    };
-    let token = ep.declare_member(&member).await?;
-    Ok((member, sub, token))
 }
 
 impl Responder {
