@@ -29,6 +29,16 @@ pub enum Mode {
     Peer,
 }
 
+impl From<troupe_protocol::InstanceMode> for Mode {
+    /// The mode a server tells an instance to take (`TROUPE_MODE`).
+    fn from(mode: troupe_protocol::InstanceMode) -> Mode {
+        match mode {
+            troupe_protocol::InstanceMode::Peer => Mode::Peer,
+            troupe_protocol::InstanceMode::Client => Mode::Client,
+        }
+    }
+}
+
 /// Options of [`Session::open`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionOptions {

@@ -56,7 +56,7 @@ struct Managed {
     app: String,
     id: u64,
     realm: String,
-    mode: Mode,
+    mode: InstanceMode,
 }
 
 /// Reads the `TROUPE_*` variables through `var`.
@@ -82,17 +82,13 @@ fn managed_from(var: impl Fn(&str) -> Option<String>) -> Result<Managed> {
         ))
     })?;
     let mode = match var(env::MODE).filter(|m| !m.is_empty()) {
-        None => Mode::Peer,
-        Some(name) => match InstanceMode::parse(&name) {
-            Some(InstanceMode::Peer) => Mode::Peer,
-            Some(InstanceMode::Client) => Mode::Client,
-            None => {
-                return Err(Error::Invalid(format!(
-                    "{} is {name:?}: expected \"peer\" or \"client\"",
-                    env::MODE
-                )))
-            }
-        },
+        None => InstanceMode::default(),
+        Some(name) => InstanceMode::parse(&name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} is {name:?}: expected \"peer\" or \"client\"",
+                env::MODE
+            ))
+        })?,
     };
     let m = Managed {
         endpoint: get(env::ENDPOINT),
@@ -126,7 +122,7 @@ impl This {
     pub async fn init() -> Result<This> {
         let m = managed_from(|k| std::env::var(k).ok())?;
         let opts = SessionOptions {
-            mode: m.mode,
+            mode: m.mode.into(),
             realm: m.realm,
             ..SessionOptions::default()
         };
@@ -513,7 +509,7 @@ mod tests {
         let mut with_realm = full.to_vec();
         with_realm.push((env::REALM, "lab"));
         assert_eq!(managed_from(vars(&with_realm)).unwrap().realm, "lab");
-        assert_eq!(m.mode, Mode::Peer);
+        assert_eq!(Mode::from(m.mode), Mode::Peer);
         for (name, mode) in [
             ("peer", Mode::Peer),
             ("client", Mode::Client),
@@ -521,7 +517,8 @@ mod tests {
         ] {
             let mut with_mode = full.to_vec();
             with_mode.push((env::MODE, name));
-            assert_eq!(managed_from(vars(&with_mode)).unwrap().mode, mode, "{name}");
+            let got = managed_from(vars(&with_mode)).unwrap().mode;
+            assert_eq!(Mode::from(got), mode, "{name}");
         }
         let mut bad = full.to_vec();
         bad.push((env::MODE, "router"));
