@@ -150,7 +150,6 @@ env = { ZENOH_RUNTIME = "(rx: (worker_threads: 3))" }
             })
             .unwrap_or(0)
     };
-    let _ = server.run(&["apps"]);
     wait_until("two transmit threads", Duration::from_secs(10), || {
         tx_threads() == 2
     })
